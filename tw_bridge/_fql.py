@@ -9,7 +9,8 @@ Supported subset::
     and_expr := term (('+' | <space>) term)*      # '+' is AND, binds tighter than OR
     term     := '(' expr ')' | prop ':' [op] value
     op       := '!' | '>' | '>=' | '<' | '<=' | '~' | '!~' | '*'   ('*' only before a quote)
-    value    := 'quoted' | "quoted" | number | true | false | null | word | '[' value (',' value)* ']'
+    value    := 'quoted' | "quoted" | number | true | false | null | word
+              | '[' value (',' value)* ']'
 
 A bare space between two complete terms is AND: a client that does not percent-encode ``+`` in
 the query string has its ``+`` decoded to a space by the server.
@@ -441,7 +442,9 @@ def _match_value(cmp: Compare, value: Any) -> bool:
         return _loose_eq(lit, value)
     if op == "ieq":
         assert lit.pattern is not None
-        return isinstance(value, (str, int, float)) and bool(lit.pattern.fullmatch(_as_text(value)))
+        if not isinstance(value, (str, int, float)):
+            return False
+        return lit.pattern.fullmatch(_as_text(value)) is not None
     if op == "text":
         if value is None or isinstance(value, (dict, list)):
             return False
@@ -453,14 +456,14 @@ def _exact(lit: Literal, value: Any) -> bool:
     if lit.kind == "null":
         return value is None
     if lit.kind == "bool":
-        return isinstance(value, bool) and value is lit.value
+        return isinstance(value, bool) and value is bool(lit.value)
     if lit.kind == "num":
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return bool(value == lit.value)
         return isinstance(value, str) and value == _as_text(lit.value)
     if isinstance(value, (dict, list)) or value is None:
         return False
-    return _as_text(value) == lit.value
+    return _as_text(value) == str(lit.value)
 
 
 def _loose_eq(lit: Literal, value: Any) -> bool:
