@@ -460,11 +460,14 @@ class PolicyGate:
             reason=decision.reason,
         )
         prefix = f"{note}; " if note else ""
+        why = ""
+        if decision.reason and decision.reason != f"Action requires {level} approval":
+            why = f" ({decision.reason})"
         log.info(
             "approval %s filed for %s on %s (%s)", rec.id, req.action, self._target(req), level
         )
         raise ApprovalRequired(
-            f"{prefix}{req.action} on {self._target(req)} requires {level} approval: "
+            f"{prefix}{req.action} on {self._target(req)} requires {level} approval{why}: "
             f"{_approve_hint(rec.id)}",
             request_id=rec.id,
             approval_level=level,
