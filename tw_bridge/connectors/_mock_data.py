@@ -59,7 +59,7 @@ def sample_hosts(now: datetime) -> list[HostInfo]:
               "10.0.0.10", "AA:BB:CC:DD:EE:00", ("server", "domain-controller", "critical")),
         # The EDR Connector documentation's example host, `aid:abc123`.
         _host(now, "abc123", "example-host", "Windows", "Windows 10 Enterprise 22H2",
-              "192.168.1.150", "00:11:22:33:44:57", ("workstation",)),
+              "192.168.1.150", "00:11:22:33:44:57", ("example",)),
     ]
 
 

@@ -1,0 +1,48 @@
+"""Shared fixtures. Area fixtures live in each folder's own conftest.py."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from tw_bridge import EDRBridge
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test sees the developer's TW_* settings."""
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("TW_"):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_policy_state() -> Iterator[None]:
+    """Each test starts with an empty in-memory approval store and audit trail."""
+    try:
+        from tw_bridge.policy import reset_process_state as _reset_process_state
+    except ImportError:
+        yield
+        return
+    _reset_process_state()
+    yield
+    _reset_process_state()
+
+
+def approve_all(request: dict) -> str:
+    return "test-analyst"
+
+
+@pytest.fixture
+def mock_bridge() -> Iterator[EDRBridge]:
+    with EDRBridge("mock", with_sample_data=True, approver=approve_all) as bridge:
+        yield bridge
+
+
+@pytest.fixture
+def thread_baseline() -> int:
+    return threading.active_count()

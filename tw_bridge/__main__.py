@@ -1,0 +1,7 @@
+"""``python -m tw_bridge`` is ``tw-edr``."""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())
