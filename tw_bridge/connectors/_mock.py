@@ -16,7 +16,6 @@ import attrs
 
 from .._errors import ActionConflict, ConnectorError
 from .._hostarg import HostRef, RefKind
-from .._query import looks_like_fql
 from .._models import (
     ActionResult,
     Detection,
@@ -27,6 +26,7 @@ from .._models import (
     NetworkConnection,
     ProcessInfo,
 )
+from .._query import looks_like_fql
 from ._base import Approver, EDRConnector, new_action_id, now_utc
 from ._mock_data import sample_connections, sample_detections, sample_hosts, sample_processes
 
@@ -241,9 +241,8 @@ class MockConnector(EDRConnector):
             await self._tick("health")
         except Exception as exc:  # noqa: BLE001 - health reports, never raises
             return HealthStatus(HealthState.UNHEALTHY, self.connector_type, str(exc))
-        return HealthStatus(
-            HealthState.HEALTHY, self.connector_type, f"mock connector with {len(self._hosts)} hosts"
-        )
+        message = f"mock connector with {len(self._hosts)} hosts"
+        return HealthStatus(HealthState.HEALTHY, self.connector_type, message)
 
 
 def _falcon_record(h: HostInfo) -> dict[str, Any]:
