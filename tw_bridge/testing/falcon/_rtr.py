@@ -24,7 +24,8 @@ ADMIN = ACTIVE_RESPONDER | {"put", "run", "put-and-run"}
 
 _WIN_PROCS = [
     ("System", ""), ("Registry", ""), ("smss", "C:\\Windows\\System32\\smss.exe"),
-    ("csrss", "C:\\Windows\\System32\\csrss.exe"), ("wininit", "C:\\Windows\\System32\\wininit.exe"),
+    ("csrss", "C:\\Windows\\System32\\csrss.exe"),
+    ("wininit", "C:\\Windows\\System32\\wininit.exe"),
     ("services", "C:\\Windows\\System32\\services.exe"),
     ("lsass", "C:\\Windows\\System32\\lsass.exe"),
     ("svchost", "C:\\Windows\\System32\\svchost.exe"),
@@ -32,7 +33,8 @@ _WIN_PROCS = [
     ("svchost", "C:\\Windows\\System32\\svchost.exe"),
     ("spoolsv", "C:\\Windows\\System32\\spoolsv.exe"),
     ("CSFalconService", "C:\\Program Files\\CrowdStrike\\CSFalconService.exe"),
-    ("MsMpEng", "C:\\ProgramData\\Microsoft\\Windows Defender\\Platform\\4.18.24090.11-0\\MsMpEng.exe"),
+    ("MsMpEng",
+     "C:\\ProgramData\\Microsoft\\Windows Defender\\Platform\\4.18.24090.11-0\\MsMpEng.exe"),
     ("explorer", "C:\\Windows\\explorer.exe"),
     ("RuntimeBroker", "C:\\Windows\\System32\\RuntimeBroker.exe"),
     ("OneDrive", "C:\\Program Files\\Microsoft OneDrive\\OneDrive.exe"),
@@ -54,7 +56,8 @@ _LINUX_PROCS = [
 _MAC_PROCS = [
     ("root", "/sbin/launchd"), ("root", "/usr/libexec/logd"), ("root", "/usr/sbin/syslogd"),
     ("root", "/Library/SystemExtensions/.../com.crowdstrike.falcon.Agent"),
-    ("_windowserver", "/System/Library/PrivateFrameworks/SkyLight.framework/Resources/WindowServer"),
+    ("_windowserver",
+     "/System/Library/PrivateFrameworks/SkyLight.framework/Resources/WindowServer"),
     ("user", "/System/Library/CoreServices/Finder.app/Contents/MacOS/Finder"),
     ("user", "/Applications/Safari.app/Contents/MacOS/Safari"),
     ("user", "/bin/zsh -l"),

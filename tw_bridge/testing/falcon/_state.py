@@ -162,7 +162,7 @@ class RequestLog:
 
 
 def normalize_scopes(scopes: Iterable[str]) -> frozenset[str]:
-    out = set()
+    out: set[str] = set()
     for s in scopes:
         s = s.strip().lower()
         if s == "*":
