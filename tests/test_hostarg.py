@@ -87,11 +87,11 @@ def test_ambiguous_hostname_lookup_takes_newest_and_action_refuses() -> None:
 
     from tw_bridge import AmbiguousHost
 
-    connector = MockConnector(with_sample_data=False)
+    connector = MockConnector(with_sample_data=False, approver=lambda r: "x")
     now = datetime.now(timezone.utc)
     connector.add_host(id="old-1", hostname="twin", platform="Linux", last_seen=now - timedelta(days=3))
     connector.add_host(id="new-1", hostname="TWIN", platform="Linux", last_seen=now)
-    with EDRBridge(connector=connector, approver=lambda r: "x") as b:
+    with EDRBridge(connector=connector) as b:
         assert b.get_host("twin")["id"] == "new-1"
         assert b.get_hosts(["twin"])[0]["id"] == "new-1"
         with pytest.raises(AmbiguousHost, match="aid:"):

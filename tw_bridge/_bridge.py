@@ -234,7 +234,13 @@ class EDRBridge:
         connector: EDRConnector | None = None,
         **options: Any,
     ) -> None:
-        if connector is None:
+        if connector is not None:
+            if approver is not None or policy is not None or requester is not None or options:
+                raise TypeError(
+                    "approver=, policy=, requester= and connector options configure the "
+                    "connector the bridge builds; with connector= set them on that connector"
+                )
+        else:
             mode = resolve_mode(connector_type)
             if mode == "mock":
                 if options:

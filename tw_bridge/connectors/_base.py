@@ -99,7 +99,13 @@ class EDRConnector(abc.ABC):
         approver: Approver | None = None,
         requester: str | None = None,
     ) -> None:
-        self._gate: PolicyGate | None = policy
+        if policy is None:
+            # Built now, not at the first action, so a bad TW_POLICY_FILE fails
+            # at construction with the file, line and field.
+            from ..policy import PolicyGate
+
+            policy = PolicyGate(approver=approver)
+        self._gate: PolicyGate = policy
         self._approver = approver
         self._requester = requester
 
@@ -119,10 +125,7 @@ class EDRConnector(abc.ABC):
 
     @property
     def gate(self) -> PolicyGate:
-        if self._gate is None:
-            from ..policy import PolicyGate
-
-            self._gate = PolicyGate(approver=self._approver)
+        """The policy gate in front of this connector's response actions."""
         return self._gate
 
     # -- primitives each connector implements -----------------------------------
