@@ -23,12 +23,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--client-secret", default="emulator-client-secret")
     p.add_argument("--region", default="us-1")
     p.add_argument("--token-lifetime", type=float, default=1799)
+    p.add_argument("--no-rate-limits", action="store_true",
+                   help="disable the per-client rate limits (for benchmarks)")
     p.add_argument("--log-level", default="WARNING")
     args = p.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
 
+    rate_limits = None
+    if args.no_rate_limits:
+        rate_limits = {g: (10**12, 60.0) for g in
+                       ("token", "host_query", "alert_query", "action", "rtr", "default")}
+
     async def serve() -> None:
         emu = FalconEmulator(hosts=args.hosts, seed=args.seed, latency_ms=args.latency_ms,
+                             rate_limits=rate_limits,
                              client_id=args.client_id, client_secret=args.client_secret,
                              region=args.region, token_lifetime=args.token_lifetime,
                              port=args.port, host=args.host)
