@@ -1,0 +1,222 @@
+"""Hosts API: lookups by AID and hostname, search, reachability.
+
+* Details: ``POST /devices/entities/devices/v2`` (≤ 5000 ids per call).
+* Reachability: ``GET /devices/entities/online-state/v1`` (≤ 100 ids per call).
+  Containment is the device record's ``status``; reachability never is.
+* Hostnames and searches: ``GET /devices/combined/devices/v1``, which returns full
+  records (one round trip instead of a query plus a details call) and pages past
+  10,000 results with its ``next`` token. Hostname filters use the quoted form
+  ``hostname:'X'`` (case-insensitive at Falcon; the list form ``hostname:['X']`` is
+  case-sensitive) and every answer is post-filtered to exact case-insensitive
+  equality, so an over-match never becomes a false match.
+* No status filter is ever added: contained hosts are found like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+
+from ..._convert import parse_timestamp
+from ..._errors import ConnectorError
+from ..._models import HostInfo, IsolationStatus, Reachability
+from ..._redact import get_logger
+from ._falcon_models import Device, OnlineState, structure_list
+from ._http import FalconHTTP
+from ._operations import OPS
+
+__all__ = ["HostsAPI", "hostname_filter", "normalize_mac", "to_host"]
+
+log = get_logger("tw_bridge.crowdstrike")
+
+DETAILS_BATCH = 5000
+ONLINE_BATCH = 100
+PAGE_MAX = 10_000
+#: Hostname terms per OR-joined filter, and the filter length budget: Falcon caps a
+#: filter at 20 properties (terms, to be safe) and URLs must stay well under 8 kB.
+NAMES_PER_QUERY = 20
+FILTER_BUDGET = 2000
+
+_CONTAINMENT = {
+    "normal": IsolationStatus.NORMAL,
+    "containment_pending": IsolationStatus.ISOLATION_PENDING,
+    "contained": IsolationStatus.ISOLATED,
+    "lift_containment_pending": IsolationStatus.RELEASE_PENDING,
+}
+_REACH = {"online": Reachability.ONLINE, "offline": Reachability.OFFLINE}
+
+
+def normalize_mac(value: str | None) -> str | None:
+    """``00-50-56-A2-94-8D`` -> ``00:50:56:a2:94:8d`` (other shapes returned lower-cased)."""
+    if not value:
+        return None
+    text = value.strip().lower().replace("-", ":").replace(".", "")
+    bare = text.replace(":", "")
+    if len(bare) == 12 and all(c in "0123456789abcdef" for c in bare):
+        return ":".join(bare[i:i + 2] for i in range(0, 12, 2))
+    return text or None
+
+
+def _unique(values: Iterable[str | None]) -> tuple[str, ...]:
+    out: list[str] = []
+    for v in values:
+        if v and v not in out:
+            out.append(v)
+    return tuple(out)
+
+
+def containment(status: str | None) -> IsolationStatus:
+    if not status:
+        return IsolationStatus.NORMAL
+    found = _CONTAINMENT.get(status.strip().lower())
+    if found is None:
+        log.warning("unknown Falcon containment status %r; reporting 'normal'", status)
+        return IsolationStatus.NORMAL
+    return found
+
+
+def to_host(d: Device, reach: Reachability = Reachability.UNKNOWN) -> HostInfo:
+    """A Falcon device record as the contract's host.
+
+    ``ip_addresses``: ``local_ip`` then ``connection_ip`` when different. The
+    ``external_ip`` is left out: it is the NAT egress address many hosts share, so
+    it would make "which host has this address" ambiguous.
+    """
+    last_seen = None
+    if d.last_seen:
+        try:
+            last_seen = parse_timestamp(d.last_seen)
+        except ValueError:
+            log.debug("unparseable last_seen %r on %s", d.last_seen, d.device_id)
+    return HostInfo(
+        id=d.device_id.lower(),
+        hostname=d.hostname or "",
+        platform=d.platform_name or "",
+        os_version=d.os_version or d.os_product_name or "",
+        agent_version=d.agent_version or "",
+        last_seen=last_seen,
+        isolation_status=containment(d.status),
+        status=reach,
+        ip_addresses=_unique([d.local_ip, d.connection_ip]),
+        mac_addresses=_unique([normalize_mac(d.mac_address),
+                               normalize_mac(d.connection_mac_address)]),
+        tags=tuple(d.tags or ()),
+    )
+
+
+def hostname_filter(names: Sequence[str]) -> str:
+    """``hostname:'a',hostname:'b'`` — names are pre-validated to ``[A-Za-z0-9._-]``."""
+    for n in names:
+        if not n or any(not (c.isascii() and (c.isalnum() or c in "._-")) for c in n):
+            raise ValueError(f"not a valid hostname for a filter: {n!r}")
+    return ",".join(f"hostname:'{n}'" for n in names)
+
+
+def _chunks(names: Sequence[str]) -> list[list[str]]:
+    out: list[list[str]] = []
+    cur: list[str] = []
+    size = 0
+    for n in names:
+        cost = len(n) + 12
+        if cur and (len(cur) >= NAMES_PER_QUERY or size + cost > FILTER_BUDGET):
+            out.append(cur)
+            cur, size = [], 0
+        cur.append(n)
+        size += cost
+    if cur:
+        out.append(cur)
+    return out
+
+
+class HostsAPI:
+    def __init__(self, http: FalconHTTP) -> None:
+        self._http = http
+
+    async def details(self, ids: Sequence[str]) -> dict[str, Device]:
+        """Device records by AID (unknown ids are simply absent)."""
+        unique = list(dict.fromkeys(ids))
+        batches = [unique[i:i + DETAILS_BATCH] for i in range(0, len(unique), DETAILS_BATCH)]
+        pages = await asyncio.gather(*(self._details(b) for b in batches))
+        return {d.device_id.lower(): d for page in pages for d in page}
+
+    async def _details(self, ids: list[str]) -> list[Device]:
+        resp = await self._http.send(OPS["PostDeviceDetailsV2"], json_body={"ids": ids},
+                                     accept=(404,))
+        return structure_list(resp.resources, Device, what="a malformed device record",
+                              trace_id=resp.trace_id)
+
+    async def online(self, ids: Sequence[str]) -> dict[str, Reachability]:
+        """Reachability by AID; failures degrade to ``unknown`` (logged), never raise."""
+        unique = list(dict.fromkeys(ids))
+        batches = [unique[i:i + ONLINE_BATCH] for i in range(0, len(unique), ONLINE_BATCH)]
+        results = await asyncio.gather(*(self._online(b) for b in batches),
+                                       return_exceptions=True)
+        out: dict[str, Reachability] = {}
+        for res in results:
+            if isinstance(res, ConnectorError):
+                log.warning("online state unavailable, reporting 'unknown': %s", res)
+                continue
+            if isinstance(res, BaseException):
+                raise res
+            out.update(res)
+        return out
+
+    async def _online(self, ids: list[str]) -> dict[str, Reachability]:
+        resp = await self._http.send(OPS["GetOnlineState_V1"], params=[("ids", i) for i in ids],
+                                     accept=(404,))
+        states = structure_list(resp.resources, OnlineState, what="a malformed online state",
+                                trace_id=resp.trace_id)
+        return {s.id.lower(): _REACH.get((s.state or "").lower(), Reachability.UNKNOWN)
+                for s in states}
+
+    async def combined(self, fql: str, limit: int) -> list[Device]:
+        """Every device matching ``fql`` (up to ``limit``), following ``next`` tokens."""
+        out: list[Device] = []
+        offset: str | None = None
+        while len(out) < limit:
+            params = [("filter", fql), ("limit", str(min(PAGE_MAX, limit - len(out))))]
+            if offset:
+                params.append(("offset", offset))
+            resp = await self._http.send(OPS["CombinedDevicesByFilter"], params=params)
+            page = structure_list(resp.resources, Device, what="a malformed device record",
+                                  trace_id=resp.trace_id)
+            out.extend(page)
+            pag = resp.envelope.meta.pagination if resp.envelope and resp.envelope.meta else None
+            nxt = pag.next if pag else None
+            if not page or not nxt or nxt == offset:
+                break
+            offset = nxt
+        return out[:limit]
+
+    async def by_hostnames(self, names: Sequence[str]) -> dict[str, list[Device]]:
+        """Devices whose hostname equals one of ``names`` (case-insensitively), by lower name."""
+        wanted = list(dict.fromkeys(n.lower() for n in names))
+        chunks = _chunks(wanted)
+        pages = await asyncio.gather(
+            *(self.combined(hostname_filter(c), PAGE_MAX) for c in chunks)
+        )
+        out: dict[str, list[Device]] = {n: [] for n in wanted}
+        seen: set[str] = set()
+        for page in pages:
+            for d in page:
+                key = (d.hostname or "").lower()
+                if key in out and d.device_id not in seen:
+                    seen.add(d.device_id)
+                    out[key].append(d)
+        return out
+
+    async def to_hosts(self, devices: Sequence[Device], *, reachability: bool = True
+                       ) -> list[HostInfo]:
+        reach: dict[str, Reachability] = {}
+        if reachability and devices:
+            reach = await self.online([d.device_id for d in devices])
+        return [to_host(d, reach.get(d.device_id.lower(), Reachability.UNKNOWN))
+                for d in devices]
+
+    async def hosts_by_id(self, ids: Sequence[str]) -> dict[str, HostInfo]:
+        """Details and reachability fetched concurrently."""
+        if not ids:
+            return {}
+        details, reach = await asyncio.gather(self.details(ids), self.online(ids))
+        return {aid: to_host(d, reach.get(aid, Reachability.UNKNOWN))
+                for aid, d in details.items()}
