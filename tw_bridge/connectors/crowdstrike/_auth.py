@@ -11,6 +11,9 @@
   With an explicit ``TW_CROWDSTRIKE_BASE_URL`` (a proxy, a private endpoint, the
   emulator on loopback) the host is never changed; the region is only recorded
   in :attr:`TokenManager.region` and logged. GovCloud is never autodiscovered.
+* A refused credential (``AuthenticationError``) is shared with every task queued
+  behind that fetch and repeated for 5 s, so a bad secret does not burn Falcon's
+  per-IP budget for token requests.
 * Revoked on close (``POST /oauth2/revoke``, basic auth, short timeout, best effort).
 * The client secret and every token are registered for redaction.
 """
@@ -34,6 +37,8 @@ log = get_logger("tw_bridge.crowdstrike")
 
 _RENEW_WINDOW = 120.0
 _REVOKE_TIMEOUT = 5.0
+#: After Falcon refuses the credentials, token() repeats that error this long.
+_NEGATIVE_CACHE = 5.0
 
 
 class TokenManager:
@@ -44,6 +49,9 @@ class TokenManager:
         self._expires_at = 0.0  # monotonic
         self._renew_at = 0.0  # monotonic
         self._lock = asyncio.Lock()
+        self._generation = 0
+        self._error: ConnectorError | None = None
+        self._error_until = 0.0
         #: Region Falcon reported on the last token reply (``X-Cs-Region``), if any.
         self.region: str | None = None
         #: Number of token requests made (for tests and diagnostics).
@@ -61,11 +69,28 @@ class TokenManager:
         tok = self._token
         if tok is not None and time.monotonic() < self._renew_at:
             return tok
+        seen = self._generation
         async with self._lock:
             tok = self._token
             if tok is not None and time.monotonic() < self._renew_at:
                 return tok  # another task refreshed it while we waited
-            return await self._fetch()
+            if self._error is not None and (
+                self._generation != seen or time.monotonic() < self._error_until
+            ):
+                # The fetch we queued behind failed, or Falcon refused the credentials a
+                # moment ago: share that error rather than spend the per-IP token budget.
+                raise self._error
+            try:
+                tok = await self._fetch()
+            except ConnectorError as exc:
+                self._error = exc
+                if isinstance(exc, AuthenticationError):
+                    self._error_until = time.monotonic() + _NEGATIVE_CACHE
+                raise
+            finally:
+                self._generation += 1  # counts finished fetches
+            self._error = None
+            return tok
 
     def invalidate(self, token: str) -> None:
         """Forget ``token`` after a 401 (only if it is still the current one)."""

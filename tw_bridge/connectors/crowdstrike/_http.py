@@ -215,10 +215,12 @@ class FalconHTTP:
                 delay = self._delay(failure, attempt)
                 if failure.kind == "429" and delay > wait_limit:
                     err = failure.error
+                    asked = getattr(err, "retry_after", None)
+                    asked = delay if asked is None else float(asked)
                     raise RateLimited(
                         f"{err.message.removeprefix('Connector error: ')}; Falcon asks to wait "
-                        f"{delay:.1f} s, beyond this call's {wait_limit:g} s limit",
-                        retry_after=round(delay, 3),
+                        f"{asked:.1f} s, beyond this call's {wait_limit:g} s limit",
+                        retry_after=round(asked, 3),
                         status=429,
                         trace_id=err.trace_id,
                     ) from None
