@@ -297,6 +297,13 @@ class FalconHTTP:
                 + ("" if op.retry is Retry.READ else
                    "; the request may have reached Falcon: check the device before repeating")
             )) from exc
+        except aiohttp.ClientPayloadError as exc:
+            self._log(op, "truncated", start, None)
+            raise _Failure("dropped", InvalidResponse(
+                f"Falcon's reply to {what} was cut short ({type(exc).__name__})"
+                + ("" if op.retry is Retry.READ else
+                   "; the request may have reached Falcon: check the device before repeating")
+            )) from exc
         except (aiohttp.ClientError, OSError) as exc:
             self._log(op, "dropped", start, None)
             raise _Failure("dropped", ConnectorError(
