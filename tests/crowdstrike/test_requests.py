@@ -482,3 +482,24 @@ def test_logs_have_trace_ids_and_no_secrets(mocked: Any, caplog: pytest.LogCaptu
     assert re.search(r"POST /devices/entities/devices-actions/v2 -> 500 in [\d.]+ ms "
                      rf"\(trace id {TRACE}\)", caplog.text)
     assert ei.value.trace_id == TRACE
+
+
+def test_contain_409_after_5xx_counts_as_success(mocked: Any) -> None:
+    _host_mocks(mocked)
+    mocked.post(url("/devices/entities/devices-actions/v2"), status=503,
+                payload=_err(503, "unavailable"))
+    mocked.post(url("/devices/entities/devices-actions/v2"), status=409,
+                payload=_err(409, f"Device {AID} is already contained"))
+    res = run(lambda cs: cs.isolate_host(f"aid:{AID}"))
+    assert res.success and res.status == "isolation_pending"
+    assert len(calls(mocked, "POST", "/devices/entities/devices-actions/v2")) == 2
+
+
+def test_contain_409_after_429_is_conflict(mocked: Any) -> None:
+    _host_mocks(mocked)
+    mocked.post(url("/devices/entities/devices-actions/v2"), status=429,
+                payload=_err(429, "limit"), headers={"X-Ratelimit-Retryafter": "0"})
+    mocked.post(url("/devices/entities/devices-actions/v2"), status=409,
+                payload=_err(409, f"Device {AID} is already contained"))
+    with pytest.raises(ActionConflict):
+        run(lambda cs: cs.isolate_host(f"aid:{AID}"))
