@@ -60,7 +60,8 @@ def test_stubs_match_the_runtime() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "mypy.stubtest", "tw_bridge", "--mypy-config-file",
          str(root / "stubs" / "stubtest.ini"), "--allowlist", str(root / "stubs" / "allowlist.txt")],
-        capture_output=True, text=True, cwd=root / "stubs", timeout=280,
-        env={**__import__("os").environ, "MYPYPATH": str(root / "stubs")},
+        capture_output=True, text=True, cwd=root, timeout=280,
+        env={**__import__("os").environ, "MYPYPATH": str(root / "stubs"),
+             "PYTHONPATH": str(root)},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,11 +1,11 @@
 import enum
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
 import cattrs
 
-PolicyBridge: Any
 CrowdStrikeConfig: Any
 CrowdStrikeConnector: Any
 
@@ -323,3 +323,55 @@ class EDRBridge:
     def scan_host(self, host: str, *, approval_id: str | None = None, dry_run: bool = False) -> dict[str, Any]: ...
     def health_check(self) -> dict[str, Any]: ...
     def get_connector_type(self) -> str: ...
+
+# -- the policy API (older tw_bridge) ---------------------------------------------------
+class PolicyBridge:
+    def __init__(
+        self,
+        *,
+        policy_file: str | os.PathLike[str] | None = None,
+        db: str | os.PathLike[str] | None = None,
+        mode: str | None = None,
+        audit_log: str | os.PathLike[str] | None = None,
+        engine: Any = None,
+        store: Any = None,
+        audit: Any = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None: ...
+    @property
+    def engine(self) -> Any: ...
+    @property
+    def store(self) -> Any: ...
+    @property
+    def audit(self) -> Any: ...
+    def check_action(
+        self,
+        action_type: str,
+        target: str,
+        confidence: float,
+        *,
+        tags: Iterable[str] = (),
+        severity: str | None = "high",
+        proposer: str | None = "ai",
+    ) -> dict[str, Any]: ...
+    def get_operation_mode(self) -> str: ...
+    def is_kill_switch_active(self) -> bool: ...
+    def submit_approval_request(
+        self,
+        action_type: str,
+        target: str,
+        level: str,
+        *,
+        requester: str = "ai-agent",
+        reason: str | None = None,
+        expires_in: float | None = None,
+    ) -> str: ...
+    def check_approval_status(self, request_id: str) -> dict[str, Any]: ...
+    def get_approval(self, request_id: str) -> dict[str, Any]: ...
+    def approve(self, request_id: str, by: str) -> dict[str, Any]: ...
+    def deny(self, request_id: str, by: str, reason: str | None = None) -> dict[str, Any]: ...
+    def list_approvals(self, status: str | None = None) -> list[dict[str, Any]]: ...
+    def activate_kill_switch(self, reason: str | None = None) -> None: ...
+    def deactivate_kill_switch(self) -> None: ...
+    def kill_switch_status(self) -> dict[str, Any]: ...
+    def verify_audit(self) -> dict[str, Any]: ...

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from typing import TYPE_CHECKING
 
 from ..._errors import AuthenticationError, ConnectorError
 from ..._redact import get_logger, register_secret
@@ -30,6 +31,9 @@ from ._config import COMMERCIAL, REGIONS
 from ._falcon_models import Token, structure
 from ._http import FalconHTTP
 from ._operations import OPS
+
+if TYPE_CHECKING:
+    from ._redis import RedisCoordinator
 
 __all__ = ["TokenManager"]
 
@@ -56,6 +60,10 @@ class TokenManager:
         self.region: str | None = None
         #: Number of token requests made (for tests and diagnostics).
         self.requests = 0
+        #: Set by the connector when ``TW_BRIDGE_REDIS_URL`` shares the token.
+        self.shared: RedisCoordinator | None = None
+        self._stale: str | None = None
+        self._shared_failed = False
 
     def __repr__(self) -> str:
         state = "cached" if self._token else "none"
@@ -81,7 +89,7 @@ class TokenManager:
                 # moment ago: share that error rather than spend the per-IP token budget.
                 raise self._error
             try:
-                tok = await self._fetch()
+                tok = await (self._fetch_shared() if self.shared is not None else self._fetch())
             except ConnectorError as exc:
                 self._error = exc
                 if isinstance(exc, AuthenticationError):
@@ -97,6 +105,47 @@ class TokenManager:
         if self._token == token:
             self._token = None
             self._renew_at = 0.0
+            self._stale = token  # and, when shared, drop it from Redis before refetching
+
+    async def _fetch_shared(self) -> str:
+        """The token every worker shares through Redis; one of them fetches it."""
+        assert self.shared is not None
+        try:
+            if self._stale is not None:
+                await self.shared.invalidate_token(self._stale)
+                self._stale = None
+            tok, left = await self.shared.shared_token(
+                self._fetch_lifetime, self._window(left=None)
+            )
+        except ConnectorError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Redis lost: a token of our own
+            if not self._shared_failed:
+                log.warning(
+                    "Redis unreachable for the shared token (%s): fetching one for this "
+                    "process until it returns", type(exc).__name__,
+                )
+                self._shared_failed = True
+            return await self._fetch()
+        if self._shared_failed:
+            log.info("Redis is back: using the shared token again")
+            self._shared_failed = False
+        register_secret(tok)
+        now = time.monotonic()
+        self._token = tok
+        self._expires_at = now + left
+        self._renew_at = now + max(0.0, left - self._window(left=left))
+        return tok
+
+    @staticmethod
+    def _window(left: float | None) -> float:
+        if left is None:
+            return _RENEW_WINDOW
+        return _RENEW_WINDOW if left > 2 * _RENEW_WINDOW else left / 2
+
+    async def _fetch_lifetime(self) -> tuple[str, float]:
+        tok = await self._fetch()
+        return tok, max(0.0, self._expires_at - time.monotonic())
 
     async def _fetch(self) -> str:
         cfg = self._config
@@ -158,6 +207,8 @@ class TokenManager:
         self._renew_at = 0.0
         if tok is None or not self._http.is_open:
             return
+        if self.shared is not None:
+            return  # the token is shared by every worker: leave it to its expiry
         cfg = self._config
         basic = base64.b64encode(f"{cfg.client_id}:{cfg.client_secret}".encode()).decode()
         register_secret(basic)

@@ -80,6 +80,7 @@ _ENV = {
     "rate_limits": "TW_CROWDSTRIKE_RATE_LIMITS",
     "max_retries": "TW_CROWDSTRIKE_MAX_RETRIES",
     "rtr_timeout": "TW_CROWDSTRIKE_RTR_TIMEOUT",
+    "redis_url": "TW_BRIDGE_REDIS_URL",
 }
 #: Keyword options accepted by ``from_env`` (and ``EDRBridge("crowdstrike", ...)``).
 OPTIONS = (
@@ -130,6 +131,8 @@ class CrowdStrikeConfig:
     #: Reachability (online-state API, 100 ids a call) is fetched for search results of
     #: at most this many hosts; larger results report ``status: unknown``.
     online_state_max: int = 1000
+    #: ``TW_BRIDGE_REDIS_URL``: share the rate budget and the token through Redis.
+    redis_url: str | None = None
 
     def __repr__(self) -> str:
         limits = (
@@ -140,7 +143,8 @@ class CrowdStrikeConfig:
             f"CrowdStrikeConfig(client_id={self.client_id!r}, client_secret='***', "
             f"region={self.region!r}, base_url={self.base_url!r}, "
             f"member_cid={self.member_cid!r}, timeout={self.timeout:g}, proxy="
-            f"{_safe_url(self.proxy)!r}, ca_bundle={self.ca_bundle!r}, rate_limits=[{limits}])"
+            f"{_safe_url(self.proxy)!r}, ca_bundle={self.ca_bundle!r}, rate_limits=[{limits}], "
+            f"redis_url={_safe_url(self.redis_url)!r})"
         )
 
     @classmethod
@@ -205,6 +209,14 @@ class CrowdStrikeConfig:
         slow = _seconds(overrides.get("slow_threshold"), True, "slow_threshold", 2.0, hi=600.0)
         online_max = _int(overrides.get("online_state_max"), True, "online_state_max", 1000,
                           0, 1_000_000)
+        redis_raw, _redis_kw = get("redis_url")
+        redis_url = None
+        if redis_raw is not None:
+            from ._redis import check_url
+
+            if not isinstance(redis_raw, str):
+                raise ConfigError(f"redis_url must be a str, not {type(redis_raw).__name__}")
+            redis_url = check_url(redis_raw)
         return cls(
             client_id=client_id,
             client_secret=client_secret,
@@ -221,6 +233,7 @@ class CrowdStrikeConfig:
             poll_interval=poll,
             slow_threshold=slow,
             online_state_max=online_max,
+            redis_url=redis_url,
         )
 
     def ssl_context(self) -> ssl.SSLContext:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -34,6 +34,9 @@ from ._operations import OPS
 from ._ratelimit import Limiters
 from ._rtr import RTRClient
 from ._rtr_parse import parse_netstat, parse_ps
+
+if TYPE_CHECKING:
+    from ._redis import RedisCoordinator
 
 __all__ = ["CrowdStrikeConnector"]
 
@@ -88,6 +91,7 @@ class CrowdStrikeConnector(EDRConnector):
         self._actions = ActionsAPI(self._http, self._hosts, config.poll_interval)
         self._rtr = RTRClient(self._http, timeout=config.rtr_timeout,
                               poll_interval=config.poll_interval)
+        self._redis: RedisCoordinator | None = None
 
     @classmethod
     def from_env(
@@ -109,15 +113,39 @@ class CrowdStrikeConnector(EDRConnector):
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def open(self) -> None:
-        """Create the HTTP session on the running loop (no network traffic)."""
+        """Create the HTTP session on the running loop (no traffic to Falcon).
+
+        With ``TW_BRIDGE_REDIS_URL`` set, connect to Redis (a clear error naming the
+        URL, without its password, when it does not answer) and share the rate
+        budget and the token through it.
+        """
+        if self.config.redis_url and self._redis is None:
+            from ._redis import RedisCoordinator
+
+            coord = RedisCoordinator(self.config.redis_url, self.config.client_id,
+                                     self.config.base_url)
+            await coord.open()
+            self._redis = coord
+            self._limiters.share(coord)
+            self._auth.shared = coord
         await self._http.open()
 
     async def close(self) -> None:
-        """Revoke the token (best effort) and close the session."""
+        """Revoke the token (best effort; not a shared one) and close the session."""
         try:
             await self._auth.revoke()
         finally:
-            await self._http.close()
+            try:
+                await self._http.close()
+            finally:
+                if self._redis is not None:
+                    await self._redis.close()
+                    self._redis = None
+
+    @property
+    def redis(self) -> RedisCoordinator | None:
+        """The Redis coordinator when the budget and token are shared, else ``None``."""
+        return self._redis
 
     @property
     def base_url(self) -> str:

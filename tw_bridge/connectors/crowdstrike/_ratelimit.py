@@ -22,9 +22,13 @@ import asyncio
 import collections
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..._errors import RateLimited
 from ._config import RateLimit
+
+if TYPE_CHECKING:
+    from ._redis import RedisCoordinator
 
 __all__ = ["Limiters", "SlidingWindow"]
 
@@ -77,15 +81,27 @@ class Limiters:
     """The connector's budgets by name; unknown names and ``None`` config are unlimited."""
 
     def __init__(self, limits: Mapping[str, RateLimit] | None) -> None:
-        self._windows: dict[str, SlidingWindow] = {}
+        self._windows: dict[str, Any] = {}
         for name, lim in (limits or {}).items():
             self._windows[name] = SlidingWindow(name, lim.calls, lim.seconds)
 
     def get(self, name: str) -> SlidingWindow | None:
-        return self._windows.get(name)
+        return self._windows.get(name)  # type: ignore[return-value]
+
+    def share(self, coord: RedisCoordinator) -> None:
+        """Replace every window with one shared through Redis (same budget)."""
+        from ._redis import RedisSlidingWindow
+
+        for name, w in list(self._windows.items()):
+            self._windows[name] = RedisSlidingWindow(coord, name, w.calls, w.seconds)
+
+    @property
+    def windows(self) -> dict[str, Any]:
+        return dict(self._windows)
 
     async def acquire(self, name: str, max_wait: float | None = None) -> float:
         window = self._windows.get(name)
         if window is None:
             return 0.0
-        return await window.acquire(max_wait)
+        waited: float = await window.acquire(max_wait)
+        return waited
