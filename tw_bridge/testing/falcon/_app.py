@@ -339,7 +339,16 @@ class App:
                 transport.abort()
             raise asyncio.CancelledError  # aiohttp treats this as a dead connection
         if kind == "slow":
-            await asyncio.sleep(float(params.get("seconds", 0)))
+            # Hold the reply, but notice a client that gives up (timeout, cancelled call):
+            # such a request is logged with status 499 and fault "client_disconnect".
+            until = time.monotonic() + float(params.get("seconds", 0))
+            while (left := until - time.monotonic()) > 0:
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    record(499, "client_disconnect")
+                    log.debug("fault: client disconnected during a slow %s %s", method, path)
+                    raise asyncio.CancelledError
+                await asyncio.sleep(min(0.02, left))
 
         if kind == "fail":
             reply = Reply(status=int(params.get("status", 500)),

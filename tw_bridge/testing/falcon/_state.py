@@ -64,6 +64,8 @@ class TokenStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._tokens: dict[str, Token] = {}
+        #: Every token value issued, revoked and expired ones included (for leak checks).
+        self.issued: list[str] = []
 
     def issue(self, client_id: str, lifetime: float, region: str, generation: int,
               member_cid: str | None) -> Token:
@@ -74,6 +76,7 @@ class TokenStore:
             if len(self._tokens) > 10000:
                 self._tokens = {k: t for k, t in self._tokens.items() if t.expires_at > now}
             self._tokens[value] = tok
+            self.issued.append(value)
         return tok
 
     def get(self, value: str) -> Token | None:
