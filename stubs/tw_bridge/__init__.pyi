@@ -1,16 +1,50 @@
+import abc
 import enum
 import os
-from collections.abc import Callable, Iterable, Sequence
+import ssl
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
 import cattrs
 
-CrowdStrikeConfig: Any
-CrowdStrikeConnector: Any
 
 __version__: str
-__all__: list[str]
+__all__ = [
+    "ActionConflict",
+    "ActionResult",
+    "AmbiguousHost",
+    "ApprovalInfo",
+    "ApprovalRequired",
+    "AuthenticationError",
+    "BridgeError",
+    "ConfigError",
+    "ConnectorError",
+    "CrowdStrikeConfig",
+    "CrowdStrikeConnector",
+    "Detection",
+    "EDRBridge",
+    "EDRConnector",
+    "HealthState",
+    "HealthStatus",
+    "HostInfo",
+    "HostNotFound",
+    "InvalidResponse",
+    "IsolationStatus",
+    "MockConnector",
+    "NetworkConnection",
+    "PermissionDenied",
+    "PolicyBridge",
+    "PolicyDenied",
+    "ProcessInfo",
+    "RateLimited",
+    "Reachability",
+    "RequestTimeout",
+    "Severity",
+    "__version__",
+    "converter",
+    "to_dict",
+]
 
 converter: cattrs.Converter
 to_dict: Callable[[Any], Any]
@@ -242,11 +276,11 @@ class HealthStatus:
     def __init__(self, status: HealthState, connector_type: str, message: str | None = None) -> None: ...
 
 # -- connectors ------------------------------------------------------------------------
-Approver = Callable[[dict[str, Any]], str | bool | None]
+_Approver = Callable[[dict[str, Any]], str | bool | None]
 
-class EDRConnector:
+class EDRConnector(abc.ABC):
     connector_type: ClassVar[str]
-    def __init__(self, *, policy: Any = None, approver: Approver | None = None, requester: str | None = None) -> None: ...
+    def __init__(self, *, policy: Any = None, approver: _Approver | None = None, requester: str | None = None) -> None: ...
     async def __aenter__(self) -> EDRConnector: ...
     async def __aexit__(self, *exc: object) -> None: ...
     async def open(self) -> None: ...
@@ -273,6 +307,7 @@ class EDRConnector:
         self, host: str, *, approval_id: str | None = None, dry_run: bool = False,
         requester: str | None = None, confidence: float | None = None,
     ) -> ActionResult: ...
+    @abc.abstractmethod
     async def health_check(self) -> HealthStatus: ...
 
 class MockConnector(EDRConnector):
@@ -280,7 +315,7 @@ class MockConnector(EDRConnector):
     actions: list[tuple[str, str]]
     def __init__(
         self, *, with_sample_data: bool = True, policy: Any = None,
-        approver: Approver | None = None, requester: str | None = None,
+        approver: _Approver | None = None, requester: str | None = None,
     ) -> None: ...
     def add_host(self, host: HostInfo | None = None, **fields: Any) -> HostInfo: ...
     def add_detection(self, detection: Detection | None = None, **fields: Any) -> Detection: ...
@@ -290,6 +325,7 @@ class MockConnector(EDRConnector):
     def fail_next(self, n: int = 1, error: BaseException | type[BaseException] | None = None) -> None: ...
     @property
     def hosts(self) -> list[HostInfo]: ...
+    async def health_check(self) -> HealthStatus: ...
 
 # -- the sync facade -------------------------------------------------------------------
 class EDRBridge:
@@ -298,7 +334,7 @@ class EDRBridge:
         connector_type: str | None = None,
         with_sample_data: bool = True,
         *,
-        approver: Approver | None = None,
+        approver: _Approver | None = None,
         policy: Any = None,
         requester: str | None = None,
         connector: EDRConnector | None = None,
@@ -375,3 +411,73 @@ class PolicyBridge:
     def deactivate_kill_switch(self) -> None: ...
     def kill_switch_status(self) -> dict[str, Any]: ...
     def verify_audit(self) -> dict[str, Any]: ...
+
+# -- CrowdStrike -------------------------------------------------------------------------
+class CrowdStrikeConfig:
+    client_id: str
+    client_secret: str
+    region: str
+    base_url: str
+    base_url_explicit: bool
+    member_cid: str | None
+    timeout: float
+    proxy: str | None
+    ca_bundle: str | None
+    rate_limits: Mapping[str, Any] | None
+    max_retries: int
+    rtr_timeout: float
+    poll_interval: float
+    slow_threshold: float
+    online_state_max: int
+    redis_url: str | None
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        region: str = "us-1",
+        base_url: str = "https://api.crowdstrike.com",
+        base_url_explicit: bool = False,
+        member_cid: str | None = None,
+        timeout: float = 30.0,
+        proxy: str | None = None,
+        ca_bundle: str | None = None,
+        rate_limits: Mapping[str, Any] | None = ...,
+        max_retries: int = 3,
+        rtr_timeout: float = 60.0,
+        poll_interval: float = 1.0,
+        slow_threshold: float = 2.0,
+        online_state_max: int = 1000,
+        redis_url: str | None = None,
+    ) -> None: ...
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> CrowdStrikeConfig: ...
+    def ssl_context(self) -> ssl.SSLContext: ...
+
+class CrowdStrikeConnector(EDRConnector):
+    config: CrowdStrikeConfig
+    def __init__(
+        self,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        region: str | None = None,
+        *,
+        config: CrowdStrikeConfig | None = None,
+        policy: Any = None,
+        approver: _Approver | None = None,
+        requester: str | None = None,
+        **options: Any,
+    ) -> None: ...
+    @classmethod
+    def from_env(
+        cls, *, policy: Any = None, approver: _Approver | None = None,
+        requester: str | None = None, **options: Any,
+    ) -> CrowdStrikeConnector: ...
+    @property
+    def redis(self) -> Any: ...
+    @property
+    def base_url(self) -> str: ...
+    @property
+    def region(self) -> str | None: ...
+    @property
+    def token_requests(self) -> int: ...
+    async def health_check(self) -> HealthStatus: ...
