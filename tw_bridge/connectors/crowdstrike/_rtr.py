@@ -32,10 +32,38 @@ class RTRClient:
         self._http = http
         self._timeout = timeout
         self._poll = poll_interval
+        # Falcon hands the same API client the same session for a device, so two concurrent
+        # runs on one device share it and the first to finish would delete it under the
+        # other ("Could not find session"). Runs on one device are serialized; the lock is
+        # dropped when nobody waits for it.
+        self._device_locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     async def run(self, host: HostInfo, commands: list[str]) -> dict[str, str]:
         """Run read-only ``commands`` in one session; stdout by base command."""
         deadline = time.monotonic() + self._timeout
+        lock, users = self._device_locks.get(host.id, (asyncio.Lock(), 0))
+        self._device_locks[host.id] = (lock, users + 1)
+        try:
+            remaining = deadline - time.monotonic()
+            try:
+                await asyncio.wait_for(lock.acquire(), remaining)
+            except asyncio.TimeoutError:
+                raise RequestTimeout(
+                    f"RTR on {host.hostname} waited {self._timeout:g} s for another RTR "
+                    "call on the same device (TW_CROWDSTRIKE_RTR_TIMEOUT)"
+                ) from None
+            try:
+                return await self._run(host, commands, deadline)
+            finally:
+                lock.release()
+        finally:
+            lock, users = self._device_locks[host.id]
+            if users <= 1:
+                del self._device_locks[host.id]
+            else:
+                self._device_locks[host.id] = (lock, users - 1)
+
+    async def _run(self, host: HostInfo, commands: list[str], deadline: float) -> dict[str, str]:
         session = await self._init(host)
         try:
             out: dict[str, str] = {}
