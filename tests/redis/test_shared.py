@@ -86,7 +86,8 @@ def test_without_redis_each_worker_spends_its_own_budget() -> None:
     with FalconEmulator(hosts=200, seed=3, rate_limits={"host_query": (limit, window)}) as emu:
         results = _run_workers(emu, n=4, per=10, limit=limit, window=window, redis_url=None)
         reqs = list(emu.requests)
-    assert all(r["errors"] == 0 for r in results)  # they get there, through 429s
+    # the problem Redis solves: a token per worker, and 429s (some lookups may even
+    # give up after their retries)
     assert sum(r.path == "/oauth2/token" for r in reqs) == 4
     assert sum(r.status == 429 for r in reqs) > 0
 
