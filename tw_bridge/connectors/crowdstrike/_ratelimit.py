@@ -43,8 +43,9 @@ class SlidingWindow:
         self.calls = calls
         self.seconds = seconds
         # Requests reach the server a little after we send them and not all with the
-        # same delay; a small margin keeps the server's window from seeing n+1.
-        self.window = seconds + min(0.25, 0.05 * seconds)
+        # same delay; a margin (10 %, at most 0.25 s) keeps the server's window from
+        # seeing n+1 even on a loaded host.
+        self.window = seconds + min(0.25, 0.1 * seconds)
         self._slots: collections.deque[float] = collections.deque(maxlen=calls)
 
     def __repr__(self) -> str:

@@ -120,9 +120,11 @@ def _netstat_windows(host: dict[str, Any]) -> str:
         ("UDP", "0.0.0.0:123", "*:*", ""),
         ("UDP", "0.0.0.0:5353", "*:*", ""),
     ]
+    # PIDs of processes `ps` lists on the same host, as on a real machine.
+    pids = [int(line[24:31]) for line in _ps_windows(host).splitlines()[2:] if line.strip()]
     out = [f"{'Proto':<7}{'Local Address':<24}{'Foreign Address':<24}{'State':<14}PID"]
     for proto, local, foreign, state in rows:
-        out.append(f"{proto:<7}{local:<24}{foreign:<24}{state:<14}{rng.randrange(4, 12000)}")
+        out.append(f"{proto:<7}{local:<24}{foreign:<24}{state:<14}{rng.choice(pids)}")
     return "\n".join(out) + "\n"
 
 
