@@ -102,4 +102,11 @@ def validate_search_term(term: object) -> str:
         raise ValueError(f"query is {len(term)} characters long; at most 1024 are allowed")
     if any(ord(c) < 32 or ord(c) == 127 for c in term):
         raise ValueError(f"query {_describe(term)} contains control characters")
+    try:
+        term.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate cannot be sent: the URL encoder drops it, and
+        # hostname:*'*<term>*' would become hostname:*'**' -- every host.
+        raise ValueError(f"query {_describe(term)} is not valid Unicode (lone surrogate)"
+                         ) from None
     return term

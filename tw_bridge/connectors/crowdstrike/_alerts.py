@@ -47,7 +47,7 @@ def _ts(value: str | None) -> datetime | None:
         return None
     try:
         return parse_timestamp(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: year 1 / 9999 with an offset
         return None
 
 

@@ -86,7 +86,7 @@ def to_host(d: Device, reach: Reachability = Reachability.UNKNOWN) -> HostInfo:
     if d.last_seen:
         try:
             last_seen = parse_timestamp(d.last_seen)
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: year 1 / 9999 with an offset
             log.debug("unparseable last_seen %r on %s", d.last_seen, d.device_id)
     return HostInfo(
         id=d.device_id.lower(),
