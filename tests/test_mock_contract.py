@@ -155,3 +155,8 @@ def test_detection_windows(mock_bridge: EDRBridge) -> None:
 def test_fql_search_on_the_mock(mock_bridge: EDRBridge) -> None:
     found = mock_bridge.search_hosts("platform_name:'Linux'")
     assert [h["hostname"] for h in found] == ["server-001"]
+
+
+def test_empty_query_lists_every_host(mock_bridge: EDRBridge) -> None:
+    assert len(mock_bridge.search_hosts("")) == 5  # as the older module did
+    assert len(mock_bridge.search_hosts("", limit=2)) == 2

@@ -93,11 +93,10 @@ def parse_host(host: object) -> HostRef:
 
 
 def validate_search_term(term: object) -> str:
-    """Validate a plain search term (a hostname fragment, IP, tag or id)."""
+    """Validate a search query (an FQL filter, or a hostname fragment, IP, tag or id)."""
     if not isinstance(term, str):
         raise TypeError(f"query must be a str, not {type(term).__name__}")
-    if not term:
-        raise ValueError("query is empty: pass an FQL filter or a plain search term")
+    # An empty query lists every host (up to ``limit``), as the older module did.
     if len(term) > 1024:
         raise ValueError(f"query is {len(term)} characters long; at most 1024 are allowed")
     if any(ord(c) < 32 or ord(c) == 127 for c in term):

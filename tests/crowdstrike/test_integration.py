@@ -309,3 +309,10 @@ def test_search_pages_past_10000(emu_factory: Callable[..., FalconEmulator],
     # reachability is skipped above online_state_max (1000): no 106 online-state calls
     assert emu.count("GET", "/devices/entities/online-state/v1") == 0
     assert all(d["status"] == "unknown" for d in found)
+
+
+def test_empty_query_lists_every_host(emu, bridge) -> None:  # type: ignore[no-untyped-def]
+    found = bridge.search_hosts("", limit=1000)
+    assert len(found) == len(emu.fleet.hosts)
+    sent = [r for r in emu.requests if r.path == "/devices/combined/devices/v1"]
+    assert sent and "filter" not in sent[-1].query

@@ -150,7 +150,7 @@ class MockConnector(EDRConnector):
     async def _search(self, query: str, limit: int) -> list[HostInfo]:
         await self._tick("search")
         hosts = sorted(self._hosts.values(), key=lambda h: h.hostname.lower())
-        if looks_like_fql(query):
+        if looks_like_fql(query) and query.strip():
             from .. import _fql
 
             node = _fql.parse(query)

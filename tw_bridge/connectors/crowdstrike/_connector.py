@@ -201,13 +201,13 @@ class CrowdStrikeConnector(EDRConnector):
 
     # -- queries ------------------------------------------------------------------------------
     async def _search(self, query: str, limit: int) -> list[HostInfo]:
-        if looks_like_fql(query):
+        if not query.strip():
+            fql = ""  # an empty query lists every host, as the older module did
+        elif looks_like_fql(query):
             parse_fql(query)  # FQLSyntaxError (a ValueError) before anything is sent
             fql = query.strip()
         else:
             term = query.strip()
-            if not term:
-                raise ValueError("query is blank: pass an FQL filter or a plain search term")
             if "*" in term:
                 raise ValueError(
                     f"plain search term {term!r} contains '*'; plain terms already match "

@@ -174,7 +174,9 @@ class HostsAPI:
         out: list[Device] = []
         offset: str | None = None
         while len(out) < limit:
-            params = [("filter", fql), ("limit", str(min(PAGE_MAX, limit - len(out))))]
+            params = [("limit", str(min(PAGE_MAX, limit - len(out))))]
+            if fql:  # an empty query lists every device
+                params.insert(0, ("filter", fql))
             if offset:
                 params.append(("offset", offset))
             resp = await self._http.send(OPS["CombinedDevicesByFilter"], params=params)
