@@ -164,7 +164,17 @@ def test_forked_child_gets_a_clear_error() -> None:
 def test_keyboard_interrupt_returns_promptly_and_the_bridge_recovers() -> None:
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signals go to the main thread")
+    # A shell that starts us in the background ignores SIGINT; Python then installs
+    # no KeyboardInterrupt handler. Install it for this test.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     connector = MockConnector()
+    try:
+        _interrupt_slow_call(connector)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt_slow_call(connector: MockConnector) -> None:
     with EDRBridge(connector=connector) as b:
         connector.set_latency(30)
         main = threading.main_thread().ident

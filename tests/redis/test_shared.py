@@ -84,7 +84,7 @@ def test_workers_share_one_budget_and_one_token(redis_url: str, flush: None) -> 
 def test_without_redis_each_worker_spends_its_own_budget() -> None:
     limit, window = 10, 1.0
     with FalconEmulator(hosts=200, seed=3, rate_limits={"host_query": (limit, window)}) as emu:
-        results = _run_workers(emu, n=4, per=10, limit=limit, window=window, redis_url=None)
+        _run_workers(emu, n=4, per=10, limit=limit, window=window, redis_url=None)
         reqs = list(emu.requests)
     # the problem Redis solves: a token per worker, and 429s (some lookups may even
     # give up after their retries)
