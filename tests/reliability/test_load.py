@@ -25,6 +25,8 @@ from tw_bridge.policy import PolicyEngine, PolicyGate, parse_policy
 from tw_bridge.testing.falcon import FalconEmulator
 
 THREADS = 16
+#: Read at import: tests/conftest.py removes every TW_* variable before each test.
+SOAK_SECONDS = os.environ.get("TW_SOAK_SECONDS")
 #: RSS growth allowed after a soak / the bridge loop (KiB). The in-memory audit trail and the
 #: emulator's request log grow with every call, so this is a bound, not zero.
 RSS_BOUND_KIB = 64 * 1024
@@ -61,7 +63,8 @@ def _worker(bridge: EDRBridge, idx: int, ctx: dict[str, Any], calls_min: int, un
     own = ctx["own"][idx]
     read = ctx["reads"][idx % len(ctx["reads"])]
     n = 0
-    while n < calls_min or time.monotonic() < until:
+    # stop only at the end of a 25-call cycle, so every isolate has had its unisolate
+    while n % 25 or n < calls_min or time.monotonic() < until:
         k = n % 25
         try:
             if k in (0, 5, 10, 15, 20):
@@ -107,7 +110,46 @@ def _worker(bridge: EDRBridge, idx: int, ctx: dict[str, Any], calls_min: int, un
     counts["_calls"] += n
 
 
-def _context(emu: FalconEmulator) -> dict[str, Any]:
+class RemoteEmulator:
+    """The emulator in a child process (so this process's RSS measures only the client), with
+    a same-seed local copy of the fleet for picking hosts."""
+
+    def __init__(self, hosts: int = 200, seed: int = 7) -> None:
+        import subprocess
+        import sys
+
+        self.local = FalconEmulator(hosts=hosts, seed=seed)
+        self.fleet = self.local.fleet
+        self.client_id, self.client_secret = self.local.client_id, self.local.client_secret
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tw_bridge.testing.falcon", "--port", "0", "--hosts",
+             str(hosts), "--seed", str(seed), "--no-rate-limits"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line.startswith("Falcon emulator listening on "), line
+        self.base_url = line.split()[-1]
+
+    def get_host(self, aid: str) -> dict[str, Any]:
+        return self.local.get_host(aid)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def remote_emu() -> Any:
+    e = RemoteEmulator()
+    try:
+        yield e
+    finally:
+        e.close()
+
+
+def _context(emu: Any) -> dict[str, Any]:
     reads = [unique_host(emu, p, skip=i)["device_id"]
              for p in ("Windows", "Linux", "Mac") for i in range(3, 5)]
     own = []
@@ -122,7 +164,7 @@ def _context(emu: FalconEmulator) -> dict[str, Any]:
     return {"reads": reads, "own": own[:THREADS], "names": names}
 
 
-def soak(emu: FalconEmulator, seconds: float, calls_min: int, report: Any, label: str,
+def soak(emu: Any, seconds: float, calls_min: int, report: Any, label: str,
          caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
     ctx = _context(emu)
@@ -159,7 +201,8 @@ def soak(emu: FalconEmulator, seconds: float, calls_min: int, report: Any, label
     assert not unclosed, unclosed
     growth = rss - base_rss
     report.figure(
-        f"{label}: {THREADS} threads × ≥{calls_min} mixed calls, one bridge",
+        f"{label}: {THREADS} threads × ≥{calls_min} mixed calls, one bridge "
+        "(emulator in a child process)",
         f"{counts['_calls']} calls in {elapsed:.1f} s ({counts['_calls'] / elapsed:.0f}/s), "
         f"0 errors; fds {base_fds} → {during_fds} (peak) → {fds} after close; threads "
         f"{len(base_threads)} → {len(names)}; RSS +{growth / 1024:.1f} MiB "
@@ -169,21 +212,21 @@ def soak(emu: FalconEmulator, seconds: float, calls_min: int, report: Any, label
                            "get_processes", "isolate_host", "unisolate_host", "scan_host"}
 
 
-def test_soak_quick(emu: FalconEmulator, report: Any, caplog: pytest.LogCaptureFixture) -> None:
-    soak(emu, 4.0, 25, report, "quick soak (default suite)", caplog)
+def test_soak_quick(remote_emu: Any, report: Any, caplog: pytest.LogCaptureFixture) -> None:
+    soak(remote_emu, 4.0, 25, report, "quick soak (default suite)", caplog)
 
 
 def _soak_enabled(config: pytest.Config) -> bool:
-    return "TW_SOAK_SECONDS" in os.environ or "slow" in (config.option.markexpr or "")
+    return SOAK_SECONDS is not None or "slow" in (config.option.markexpr or "")
 
 
 @pytest.mark.slow
-def test_soak_long(emu: FalconEmulator, report: Any, caplog: pytest.LogCaptureFixture,
+def test_soak_long(remote_emu: Any, report: Any, caplog: pytest.LogCaptureFixture,
                    pytestconfig: pytest.Config) -> None:
     if not _soak_enabled(pytestconfig):
         pytest.skip("long soak: set TW_SOAK_SECONDS (.ci/run sets 20) or run -m slow")
-    seconds = float(os.environ.get("TW_SOAK_SECONDS", "60"))
-    soak(emu, seconds, 500, report, f"soak ({seconds:g} s, TW_SOAK_SECONDS)", caplog)
+    seconds = float(SOAK_SECONDS or "60")
+    soak(remote_emu, seconds, 500, report, f"soak ({seconds:g} s, TW_SOAK_SECONDS)", caplog)
 
 
 def test_hundred_bridges(emu: FalconEmulator, report: Any,
