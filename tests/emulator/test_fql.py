@@ -130,3 +130,24 @@ def test_parse_fql_like_strings(s: str) -> None:
 def test_quote_property(v: str) -> None:
     node = parse(f"note:'{quote(v)}'")
     assert matches(node, {"note": v})
+
+
+def test_hostname_index_matches_the_full_scan() -> None:
+    from tw_bridge.testing.falcon._app import _filter
+    from tw_bridge.testing.falcon._fleet import Fleet
+
+    fleet = Fleet(hosts=300, seed=5)
+    index = fleet.hostname_index()
+    names = [h["hostname"] for h in fleet.hosts[:40:3]]
+    for fql in (
+        f"hostname:'{names[0].lower()}'",
+        ",".join(f"hostname:'{n.upper()}'" for n in names),
+        f"hostname:['{names[1]}','{names[2].lower()}']",
+        f"hostname:'{names[0]}'+platform_name:'Linux'",
+        "hostname:*'*a*'",
+    ):
+        assert _filter(fleet.hosts, fql, index) == _filter(fleet.hosts, fql), fql
+    fleet.hostname_index()
+    fleet.add_host(hostname="Fresh-Host")  # the index follows new hosts
+    assert [h["hostname"] for h in _filter(fleet.hosts, "hostname:'fresh-host'",
+                                           fleet.hostname_index())] == ["Fresh-Host"]

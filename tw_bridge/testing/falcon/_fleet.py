@@ -201,6 +201,18 @@ class Fleet:
     def raw_hosts(self) -> list[dict[str, Any]]:
         return self._hosts
 
+    def hostname_index(self) -> dict[str, list[tuple[int, dict[str, Any]]]]:
+        """Lower-cased hostname -> (fleet position, record); rebuilt when hosts change."""
+        hosts = self.hosts
+        key = (len(hosts), id(hosts))
+        if getattr(self, "_index_key", None) != key:
+            index: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+            for pos, rec in enumerate(hosts):
+                index.setdefault(str(rec.get("hostname", "")).lower(), []).append((pos, rec))
+            self._index = index
+            self._index_key = key
+        return self._index
+
     def get(self, aid: str) -> dict[str, Any] | None:
         if self._settle is not None:
             self._settle()
