@@ -316,3 +316,18 @@ def test_empty_query_lists_every_host(emu, bridge) -> None:  # type: ignore[no-u
     assert len(found) == len(emu.fleet.hosts)
     sent = [r for r in emu.requests if r.path == "/devices/combined/devices/v1"]
     assert sent and "filter" not in sent[-1].query
+
+
+def test_get_hosts_many_names_in_any_case(emu, bridge) -> None:  # type: ignore[no-untyped-def]
+    hosts = emu.fleet.hosts[:40]
+    odd = emu.add_host(hostname="MiXeD-Case-01")
+    names = [h["hostname"].swapcase() if i % 2 else h["hostname"].lower()
+             for i, h in enumerate(hosts)] + ["mixed-case-01", "no-such-host-x"]
+    emu.clear_requests()
+    got = bridge.get_hosts(names)
+    assert got[-1] is None
+    assert got[-2] is not None and got[-2]["id"] == odd["device_id"]
+    for name, h in zip(names[:-2], got[:-2], strict=True):
+        assert h is not None and h["hostname"].lower() == name.lower()
+    combined = [r for r in emu.requests if r.path == "/devices/combined/devices/v1"]
+    assert len(combined) <= 3  # one list query, then the names it missed

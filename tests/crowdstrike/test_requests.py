@@ -163,10 +163,15 @@ def test_get_hosts_batches_ids_and_names(mocked: Any) -> None:
     [(_, det)] = calls(mocked, "POST", "/devices/entities/devices/v2")
     assert det["json"] == {"ids": ids}
     combined = calls(mocked, "GET", "/devices/combined/devices/v1")
-    assert len(combined) == 2  # 26 names: 20 + 6 terms per filter
     filters = [dict(kw["params"])["filter"] for _, kw in combined]
-    assert filters[0].startswith("hostname:'name-0',hostname:'name-1',")
-    assert all(len(str(u)) < 4000 for u, _ in combined)
+    # many names: first the exact list form (as given, lower, upper) in one request ...
+    assert filters[0].startswith("hostname:['name-0','NAME-0','name-1','NAME-1',")
+    assert "'ALPHA','alpha'" in filters[0]
+    # ... then the names it missed, case-insensitively, 20 terms per filter
+    assert len(combined) == 3  # 1 list + 25 missed names: 20 + 5 terms
+    assert filters[1].startswith("hostname:'name-0',hostname:'name-1',")
+    assert "alpha" not in filters[1] + filters[2]  # found by the list form
+    assert all(len(str(u)) < 8000 for u, _ in combined)
 
 
 def test_search_plain_term_is_quoted(mocked: Any) -> None:

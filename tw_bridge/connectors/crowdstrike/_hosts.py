@@ -112,6 +112,39 @@ def hostname_filter(names: Sequence[str]) -> str:
     return ",".join(f"hostname:'{n}'" for n in names)
 
 
+def _variants(name: str) -> list[str]:
+    return list(dict.fromkeys((name, name.lower(), name.upper())))
+
+
+def list_filter(names: Sequence[str]) -> str:
+    """``hostname:['a','b']`` — exact, case-sensitive; names pre-validated."""
+    for n in names:
+        if not n or any(not (c.isascii() and (c.isalnum() or c in "._-")) for c in n):
+            raise ValueError(f"not a valid hostname for a filter: {n!r}")
+    return "hostname:[" + ",".join(f"'{n}'" for n in names) + "]"
+
+
+#: Encoded characters of one list filter (a quote is %27, a comma %2C): the URL stays
+#: well under 8 kB.
+LIST_BUDGET = 5000
+
+
+def _list_chunks(groups: Sequence[Sequence[str]]) -> list[list[str]]:
+    out: list[list[str]] = []
+    cur: list[str] = []
+    size = 0
+    for group in groups:
+        cost = sum(len(v) + 9 for v in group)
+        if cur and size + cost > LIST_BUDGET:
+            out.append(cur)
+            cur, size = [], 0
+        cur.extend(group)
+        size += cost
+    if cur:
+        out.append(cur)
+    return out
+
+
 def _chunks(names: Sequence[str]) -> list[list[str]]:
     out: list[list[str]] = []
     cur: list[str] = []
@@ -191,20 +224,40 @@ class HostsAPI:
         return out[:limit]
 
     async def by_hostnames(self, names: Sequence[str]) -> dict[str, list[Device]]:
-        """Devices whose hostname equals one of ``names`` (case-insensitively), by lower name."""
+        """Devices whose hostname equals one of ``names`` (case-insensitively), by lower name.
+
+        Many names (``get_hosts``) go first through the exact list form,
+        ``hostname:['a','A',...]`` — one property however many names, so about 75
+        names a request instead of 20 — with each name as given, lower- and
+        upper-cased; names it does not find are looked up again case-insensitively.
+        A lookup of one or a few names (and so every response action) always uses
+        the case-insensitive form, which sees every device of that name.
+        """
         wanted = list(dict.fromkeys(n.lower() for n in names))
-        chunks = _chunks(wanted)
-        pages = await asyncio.gather(
-            *(self.combined(hostname_filter(c), PAGE_MAX) for c in chunks)
-        )
         out: dict[str, list[Device]] = {n: [] for n in wanted}
         seen: set[str] = set()
-        for page in pages:
-            for d in page:
-                key = (d.hostname or "").lower()
-                if key in out and d.device_id not in seen:
-                    seen.add(d.device_id)
-                    out[key].append(d)
+
+        def collect(pages: Sequence[Sequence[Device]]) -> None:
+            for page in pages:
+                for d in page:
+                    key = (d.hostname or "").lower()
+                    if key in out and d.device_id not in seen:
+                        seen.add(d.device_id)
+                        out[key].append(d)
+
+        rest = wanted
+        if len(wanted) > NAMES_PER_QUERY:
+            given = {n.lower(): n for n in names}
+            pages = await asyncio.gather(*(
+                self.combined(list_filter(c), PAGE_MAX)
+                for c in _list_chunks([_variants(given[n]) for n in wanted])
+            ))
+            collect(pages)
+            rest = [n for n in wanted if not out[n]]
+        if rest:
+            collect(await asyncio.gather(
+                *(self.combined(hostname_filter(c), PAGE_MAX) for c in _chunks(rest))
+            ))
         return out
 
     async def to_hosts(self, devices: Sequence[Device], *, reachability: bool = True
