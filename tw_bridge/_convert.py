@@ -61,7 +61,10 @@ def parse_timestamp(value: str) -> datetime:
     dt = datetime.fromisoformat(text)
     if dt.tzinfo is None:
         raise ValueError(f"timestamp {value!r} has no timezone")
-    return dt.astimezone(timezone.utc)
+    try:
+        return dt.astimezone(timezone.utc)
+    except OverflowError:  # year 1 or 9999 with an offset
+        raise ValueError(f"timestamp {value!r} is out of range") from None
 
 
 def _make_converter() -> cattrs.Converter:
