@@ -21,7 +21,6 @@ import json
 import os
 import platform
 import queue
-import shlex
 import statistics
 import subprocess
 import sys

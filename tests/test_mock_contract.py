@@ -160,3 +160,20 @@ def test_fql_search_on_the_mock(mock_bridge: EDRBridge) -> None:
 def test_empty_query_lists_every_host(mock_bridge: EDRBridge) -> None:
     assert len(mock_bridge.search_hosts("")) == 5  # as the older module did
     assert len(mock_bridge.search_hosts("", limit=2)) == 2
+
+
+def test_reads_after_a_lookup_reuse_its_resolution() -> None:
+    from tw_bridge import MockConnector
+
+    connector = MockConnector(approver=lambda r: "x")
+    with EDRBridge(connector=connector) as b:
+        b.get_host("workstation-001")
+        b.get_detections("workstation-001")
+        b.get_processes("WORKSTATION-001")
+        assert connector.calls.count("find") == 1  # one resolution for the three calls
+        b.get_host("workstation-001")  # a lookup always resolves afresh
+        assert connector.calls.count("find") == 2
+        b.isolate_host("workstation-001")  # and so does an action, which drops the entry
+        assert connector.calls.count("find") == 3
+        b.get_detections("workstation-001")
+        assert connector.calls.count("find") == 4

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import math
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
@@ -91,6 +92,12 @@ class EDRConnector(abc.ABC):
     """
 
     connector_type: ClassVar[str] = "base"
+    #: Seconds a host resolved by a lookup may stand in for the same host argument in a
+    #: later ``get_detections`` / ``get_processes`` / ``get_network_connections`` (saves
+    #: the EDR a second resolution in triage loops). Never used by ``get_host``,
+    #: ``get_hosts`` or response actions, which always resolve afresh.
+    lookup_cache_ttl: ClassVar[float] = 30.0
+    _LOOKUP_CACHE_MAX: ClassVar[int] = 10_000
 
     def __init__(
         self,
@@ -108,6 +115,7 @@ class EDRConnector(abc.ABC):
         self._gate: PolicyGate = policy
         self._approver = approver
         self._requester = requester
+        self._recent: dict[tuple[str, str], tuple[float, HostInfo]] = {}
 
     # -- lifecycle -------------------------------------------------------------
     async def __aenter__(self) -> EDRConnector:
@@ -196,7 +204,31 @@ class EDRConnector(abc.ABC):
     async def resolve(self, host: object, *, for_action: bool = False) -> HostInfo:
         """Resolve a host argument to one device (the ambiguity rule applied)."""
         ref = self._ref(host)
-        return self._pick(ref, await self._find(ref), for_action=for_action)
+        found = self._pick(ref, await self._find(ref), for_action=for_action)
+        if not for_action:
+            self._remember(ref, found)
+        return found
+
+    def _remember(self, ref: HostRef, host: HostInfo) -> None:
+        if self.lookup_cache_ttl <= 0:
+            return
+        if len(self._recent) >= self._LOOKUP_CACHE_MAX:
+            self._recent.pop(next(iter(self._recent)))
+        self._recent[(ref.kind.value, ref.value.lower())] = (
+            time.monotonic() + self.lookup_cache_ttl, host
+        )
+
+    def _forget(self, device_id: str) -> None:
+        for key in [k for k, (_, h) in self._recent.items() if h.id == device_id]:
+            del self._recent[key]
+
+    async def _resolve_for_read(self, host: object) -> HostInfo:
+        """Like :meth:`resolve`, reusing a host a lookup resolved moments ago."""
+        ref = self._ref(host)
+        hit = self._recent.get((ref.kind.value, ref.value.lower()))
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        return await self.resolve(host)
 
     # -- public API ----------------------------------------------------------------
     async def get_host(self, host: str) -> HostInfo:
@@ -217,7 +249,10 @@ class EDRConnector(abc.ABC):
         found = await self._find_many(refs)
         out: list[HostInfo | None] = []
         for ref, candidates in zip(refs, found, strict=True):
-            out.append(self._pick(ref, candidates, for_action=False) if candidates else None)
+            picked = self._pick(ref, candidates, for_action=False) if candidates else None
+            if picked is not None:
+                self._remember(ref, picked)
+            out.append(picked)
         return out
 
     async def search_hosts(self, query: str, limit: int = 100) -> list[HostInfo]:
@@ -232,13 +267,13 @@ class EDRConnector(abc.ABC):
         """Detections on ``host``, newest first; ``hours`` limits how far back."""
         hours = _check_seconds("hours", hours)
         limit = _check_int("limit", limit, 1, 10_000)
-        target = await self.resolve(host)
+        target = await self._resolve_for_read(host)
         return await self._detections(target, hours=hours, limit=limit)
 
     async def get_processes(self, host: str, hours: float = 24) -> list[ProcessInfo]:
         hours_ = _check_seconds("hours", hours, allow_none=False)
         assert hours_ is not None
-        target = await self.resolve(host)
+        target = await self._resolve_for_read(host)
         return await self._processes(target, hours=hours_)
 
     async def get_network_connections(
@@ -246,7 +281,7 @@ class EDRConnector(abc.ABC):
     ) -> list[NetworkConnection]:
         hours_ = _check_seconds("hours", hours, allow_none=False)
         assert hours_ is not None
-        target = await self.resolve(host)
+        target = await self._resolve_for_read(host)
         return await self._connections(target, hours=hours_)
 
     async def isolate_host(
@@ -327,6 +362,7 @@ class EDRConnector(abc.ABC):
             confidence=float(confidence) if confidence is not None else None,
             dry_run=dry_run,
         )
+        self._forget(target.id)
         gate = self.gate
         decision = await gate.authorize(req)
         approval = _approval(decision)
