@@ -9,6 +9,7 @@ enums their plain string values, tuples lists; host dicts get the alias keys
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -81,10 +82,18 @@ def _make_converter() -> cattrs.Converter:
     conv.register_unstructure_hook(tuple, list)
     conv.register_structure_hook(datetime, lambda v, _: _structure_dt(v))
 
-    base_host = make_dict_unstructure_fn(HostInfo, conv)
+    # Unstructure functions are generated on first use (cattrs compiles them), so
+    # importing tw_bridge does not pay for models a program never returns.
+    generated: dict[type, Callable[[Any], dict[str, Any]]] = {}
+
+    def base(cls: type, obj: Any) -> dict[str, Any]:
+        fn = generated.get(cls)
+        if fn is None:
+            fn = generated[cls] = make_dict_unstructure_fn(cls, conv)
+        return fn(obj)
 
     def host(h: HostInfo) -> dict[str, Any]:
-        d = base_host(h)
+        d = base(HostInfo, h)
         d["host_id"] = d["id"]
         d["os"] = d["platform"]
         d["isolated"] = h.isolated
@@ -92,10 +101,8 @@ def _make_converter() -> cattrs.Converter:
             d["last_seen"] = "1970-01-01T00:00:00Z"
         return {k: d[k] for k in _HOST_ORDER}
 
-    base_action = make_dict_unstructure_fn(ActionResult, conv)
-
     def action(a: ActionResult) -> dict[str, Any]:
-        d = base_action(a)
+        d = base(ActionResult, a)
         d["rollback"] = a.rollback
         if d["request"] is None:
             del d["request"]
@@ -103,8 +110,8 @@ def _make_converter() -> cattrs.Converter:
 
     conv.register_unstructure_hook(HostInfo, host)
     conv.register_unstructure_hook(ActionResult, action)
-    for cls in (Detection, ProcessInfo, NetworkConnection, HealthStatus):
-        conv.register_unstructure_hook(cls, make_dict_unstructure_fn(cls, conv))
+    for cls in (Detection, ProcessInfo, NetworkConnection, HealthStatus, ApprovalInfo):
+        conv.register_unstructure_hook(cls, functools.partial(base, cls))
     return conv
 
 

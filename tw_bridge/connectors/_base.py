@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import math
+import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -106,13 +107,17 @@ class EDRConnector(abc.ABC):
         approver: Approver | None = None,
         requester: str | None = None,
     ) -> None:
-        if policy is None:
-            # Built now, not at the first action, so a bad TW_POLICY_FILE fails
-            # at construction with the file, line and field.
+        if policy is None and any(
+            os.environ.get(v) for v in ("TW_POLICY_FILE", "TW_POLICY_DB", "TW_AUDIT_LOG")
+        ):
+            # Built now, not at the first action, so a bad policy file or database
+            # fails at construction with the file, line and field.
             from ..policy import PolicyGate
 
             policy = PolicyGate(approver=approver)
-        self._gate: PolicyGate = policy
+        # Otherwise (built-in defaults, nothing to get wrong) the policy engine loads
+        # at the first action: lookups alone never import it.
+        self._gate: PolicyGate | None = policy
         self._approver = approver
         self._requester = requester
         self._recent: dict[tuple[str, str], tuple[float, HostInfo]] = {}
@@ -134,6 +139,10 @@ class EDRConnector(abc.ABC):
     @property
     def gate(self) -> PolicyGate:
         """The policy gate in front of this connector's response actions."""
+        if self._gate is None:
+            from ..policy import PolicyGate
+
+            self._gate = PolicyGate(approver=self._approver)
         return self._gate
 
     # -- primitives each connector implements -----------------------------------

