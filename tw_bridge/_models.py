@@ -38,7 +38,7 @@ class IsolationStatus(str, enum.Enum):
     @property
     def isolated(self) -> bool:
         """True while the device is cut off: isolated, or isolated and awaiting release."""
-        return self in (IsolationStatus.ISOLATED, IsolationStatus.RELEASE_PENDING)
+        return self._value_ in ("isolated", "release_pending")
 
     def __str__(self) -> str:
         return self.value
@@ -111,7 +111,10 @@ def _aware(_inst: Any, attribute: attrs.Attribute[Any], value: datetime | None) 
 def _strs(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
-    return tuple(str(v) for v in value)
+    out = tuple(value)
+    if all(type(v) is str for v in out):
+        return out
+    return tuple(map(str, out))
 
 
 @attrs.frozen

@@ -23,6 +23,7 @@ from tw_bridge import (
 )
 from tw_bridge._version import __version__
 from tw_bridge.connectors.crowdstrike import CrowdStrikeConnector
+from tw_bridge.connectors.crowdstrike._hosts import DEVICE_FIELDS
 from tw_bridge.connectors.crowdstrike._http import parse_retry_after
 
 from .conftest import AllowAllGate
@@ -124,7 +125,8 @@ def test_hostname_lookup_filter_and_postfilter(mocked: Any) -> None:
     host = run(lambda cs: cs.get_host("WEB-01"))
     assert host.id == AID and host.hostname == "web-01"
     [(u, kw)] = calls(mocked, "GET", "/devices/combined/devices/v1")
-    assert dict(kw["params"]) == {"filter": "hostname:'web-01'", "limit": "10000"}
+    assert dict(kw["params"]) == {"filter": "hostname:'web-01'", "limit": "10000",
+                                  "fields": DEVICE_FIELDS}
     assert "%2B" not in str(u)  # no AND in this filter; yarl would encode '+' as %2B
     [(_, on)] = calls(mocked, "GET", "/devices/entities/online-state/v1")
     assert on["params"] == [("ids", AID)]
@@ -181,7 +183,8 @@ def test_search_plain_term_is_quoted(mocked: Any) -> None:
     mocked.post(BASE + "/oauth2/revoke", payload=envelope([]))
     run(lambda cs: cs.search_hosts("o'brien\\x", limit=5))
     [(_, kw)] = calls(mocked, "GET", "/devices/combined/devices/v1")
-    assert dict(kw["params"]) == {"filter": "hostname:*'*o\\'brien\\\\x*'", "limit": "5"}
+    assert dict(kw["params"]) == {"filter": "hostname:*'*o\\'brien\\\\x*'", "limit": "5",
+                                  "fields": DEVICE_FIELDS}
 
 
 def test_search_fql_passed_through_and_paged(mocked: Any) -> None:
@@ -196,8 +199,9 @@ def test_search_fql_passed_through_and_paged(mocked: Any) -> None:
     out = run(lambda cs: cs.search_hosts(fql, limit=50))
     assert len(out) == 2
     pages = calls(mocked, "GET", "/devices/combined/devices/v1")
-    assert dict(pages[0][1]["params"]) == {"filter": fql, "limit": "50"}
-    assert dict(pages[1][1]["params"]) == {"filter": fql, "limit": "49", "offset": "tok-2"}
+    assert dict(pages[0][1]["params"]) == {"filter": fql, "limit": "50", "fields": DEVICE_FIELDS}
+    assert dict(pages[1][1]["params"]) == {"filter": fql, "limit": "49", "offset": "tok-2",
+                                           "fields": DEVICE_FIELDS}
     assert "%2B" in str(pages[0][0])  # FQL's AND survives URL encoding
 
 

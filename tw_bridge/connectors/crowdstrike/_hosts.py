@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 
+import attrs
+
 from ..._convert import parse_timestamp
 from ..._errors import ConnectorError
 from ..._models import HostInfo, IsolationStatus, Reachability
@@ -161,6 +163,9 @@ def _chunks(names: Sequence[str]) -> list[list[str]]:
     return out
 
 
+DEVICE_FIELDS = ",".join(f.name for f in attrs.fields(Device))
+
+
 class HostsAPI:
     def __init__(self, http: FalconHTTP) -> None:
         self._http = http
@@ -236,7 +241,9 @@ class HostsAPI:
         return out[:limit]
 
     async def _page(self, fql: str, limit: int, offset: str | None) -> FalconResponse:
-        params = [("limit", str(limit))]
+        # Only the fields a host dict needs: a full record carries dozens more
+        # (policies, BIOS, ...), which made JSON decoding the bulk of a fleet search.
+        params = [("limit", str(limit)), ("fields", DEVICE_FIELDS)]
         if fql:  # an empty query lists every device
             params.insert(0, ("filter", fql))
         if offset:
