@@ -37,6 +37,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PY = sys.executable
 FILTER_ALL = "first_seen:>'2000-01-01T00:00:00Z'"  # matches every emulated device
+#: Guards counters that several benchmark threads update.
+tally = threading.Lock()
 LIFTED = [f"{g}=1000000000/60" for g in ("host_query", "alert_query", "token", "default")]
 
 
@@ -549,7 +551,9 @@ def w_triage(cfg: Config, emu: Emulator, cs_error: str, listing: list[dict[str, 
                                        sort="created_timestamp|desc", limit=100)
             cids = q["body"]["resources"]
             if cids:
-                dets[0] += len(alerts.get_alerts_v2(composite_ids=cids)["body"]["resources"])
+                got = len(alerts.get_alerts_v2(composite_ids=cids)["body"]["resources"])
+                with tally:
+                    dets[0] += got
 
         with counted(emu, c):
             wall = run_threads(nt, names, work)
@@ -563,7 +567,9 @@ def w_triage(cfg: Config, emu: Emulator, cs_error: str, listing: list[dict[str, 
 
         def work(i: int, name: str) -> None:
             b.get_host(name)
-            dets[0] += len(b.get_detections(name))
+            got = len(b.get_detections(name))
+            with tally:
+                dets[0] += got
 
         with counted(emu, c):
             wall = run_threads(nt, names, work)
@@ -629,7 +635,9 @@ def w_ratelimit(cfg: Config, cs_error_probe: Callable[[Emulator], str],
             ok = [0]
 
             def work(i: int, aid: str) -> None:
-                ok[0] += svc.get_device_details(ids=[aid])["status_code"] == 200
+                good = svc.get_device_details(ids=[aid])["status_code"] == 200
+                with tally:
+                    ok[0] += good
 
             with counted(emu, c):
                 wall = run_threads(nt, aids, work)
@@ -644,7 +652,8 @@ def w_ratelimit(cfg: Config, cs_error_probe: Callable[[Emulator], str],
 
             def work(i: int, aid: str) -> None:
                 b.get_host("aid:" + aid)
-                ok[0] += 1
+                with tally:
+                    ok[0] += 1
 
             with counted(emu, c):
                 wall = run_threads(nt, aids, work)
