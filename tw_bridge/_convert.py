@@ -37,9 +37,12 @@ __all__ = ["converter", "format_timestamp", "parse_timestamp", "to_dict"]
 
 def format_timestamp(value: datetime) -> str:
     """``2026-12-03T10:15:00Z`` (fractional seconds kept when present)."""
-    if value.tzinfo is None or value.utcoffset() is None:
+    tz = value.tzinfo
+    if tz is None:
         raise ValueError("naive datetime: timestamps must be timezone-aware")
-    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat() + "Z"
+    if tz is not timezone.utc:
+        value = value.astimezone(timezone.utc)
+    return value.replace(tzinfo=None).isoformat() + "Z"
 
 
 def parse_timestamp(value: str) -> datetime:

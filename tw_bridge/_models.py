@@ -101,7 +101,7 @@ def _aware(_inst: Any, attribute: attrs.Attribute[Any], value: datetime | None) 
         return
     if not isinstance(value, datetime):
         raise TypeError(f"{attribute.name} must be a datetime, not {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
+    if value.tzinfo is None:
         raise ValueError(
             f"{attribute.name} must be timezone-aware (naive datetimes are rejected); "
             "use datetime.now(timezone.utc) or .replace(tzinfo=timezone.utc)"

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterable, Sequence
 
 import attrs
@@ -48,14 +49,17 @@ _CONTAINMENT = {
 _REACH = {"online": Reachability.ONLINE, "offline": Reachability.OFFLINE}
 
 
+_HEX12 = re.compile(r"[0-9a-f]{12}")
+
+
 def normalize_mac(value: str | None) -> str | None:
     """``00-50-56-A2-94-8D`` -> ``00:50:56:a2:94:8d`` (other shapes returned lower-cased)."""
     if not value:
         return None
     text = value.strip().lower().replace("-", ":").replace(".", "")
     bare = text.replace(":", "")
-    if len(bare) == 12 and all(c in "0123456789abcdef" for c in bare):
-        return ":".join(bare[i:i + 2] for i in range(0, 12, 2))
+    if len(bare) == 12 and _HEX12.fullmatch(bare):
+        return f"{bare[0:2]}:{bare[2:4]}:{bare[4:6]}:{bare[6:8]}:{bare[8:10]}:{bare[10:12]}"
     return text or None
 
 
