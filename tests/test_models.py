@@ -102,3 +102,18 @@ def test_action_dict_has_rollback_and_no_internal_keys() -> None:
     d = to_dict(a)
     contract.check_action(d, "scan_host")
     assert d["rollback"] is None and "request" not in d
+
+
+@given(
+    id=ident, hostname=ident, last_seen=st.one_of(st.none(), aware),
+    iso=st.sampled_from(list(IsolationStatus)), reach=st.sampled_from(list(Reachability)),
+    ips=st.lists(st.ip_addresses().map(str), max_size=3), tags=st.lists(st.text(max_size=5), max_size=3),
+)
+def test_hand_written_host_hook_equals_the_generated_one(id, hostname, last_seen, iso, reach, ips, tags) -> None:
+    from tw_bridge._convert import _reference
+
+    h = HostInfo(id=id, hostname=hostname, platform="Linux", last_seen=last_seen,
+                 isolation_status=iso, status=reach, ip_addresses=ips, tags=tags)
+    fast = to_dict(h)
+    slow = _reference["HostInfo"](h)
+    assert fast == slow and list(fast) == list(slow)
