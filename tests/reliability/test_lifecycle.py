@@ -33,6 +33,7 @@ def _interrupt_main_after(delay: float) -> threading.Timer:
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
                     reason="needs the main thread for SIGINT")
 @pytest.mark.parametrize("op", ["get_host", "get_processes"])
+@pytest.mark.usefixtures("sigint_raises")
 def test_keyboard_interrupt_cancels_the_request(emu: FalconEmulator, report: Any,
                                                 op: str) -> None:
     aid = unique_host(emu, "Windows", skip=5)["device_id"]
