@@ -214,12 +214,7 @@ class CrowdStrikeConnector(EDRConnector):
                     "anywhere in the hostname; for wildcards use FQL, e.g. hostname:*'web-*'"
                 )
             fql = f"hostname:*'*{fql_quote(term)}*'"
-        devices = await self._hosts.combined(fql, limit)
-        reach = len(devices) <= self.config.online_state_max
-        if not reach:
-            log.info("search matched %d hosts; reachability (online state) is reported as "
-                     "'unknown' above %d", len(devices), self.config.online_state_max)
-        return await self._hosts.to_hosts(devices, reachability=reach)
+        return await self._hosts.search(fql, limit, self.config.online_state_max)
 
     async def _detections(
         self, host: HostInfo, *, hours: float | None, limit: int

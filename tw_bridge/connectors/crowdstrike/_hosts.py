@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import attrs
 
@@ -211,11 +211,17 @@ class HostsAPI:
         return {s.id.lower(): _REACH.get((s.state or "").lower(), Reachability.UNKNOWN)
                 for s in states}
 
-    async def combined(self, fql: str, limit: int) -> list[Device]:
+    async def combined(
+        self,
+        fql: str,
+        limit: int,
+        on_page: Callable[[list[Device]], None] | None = None,
+    ) -> list[Device]:
         """Every device matching ``fql`` (up to ``limit``), following ``next`` tokens.
 
         Pipelined: as soon as a page's ``next`` token is known the next page is
-        requested, and the current page is structured while Falcon prepares it.
+        requested, and the current page is structured (and handed to ``on_page``)
+        while Falcon prepares it.
         """
         out: list[Device] = []
         resp = await self._page(fql, min(PAGE_MAX, limit), None)
@@ -231,9 +237,11 @@ class HostsAPI:
                 )
                 offset = nxt
             try:
-                out.extend(structure_list(resp.resources, Device,
-                                          what="a malformed device record",
-                                          trace_id=resp.trace_id))
+                page = structure_list(resp.resources, Device, what="a malformed device record",
+                                      trace_id=resp.trace_id)[:limit - len(out)]
+                out.extend(page)
+                if on_page is not None:
+                    on_page(page)
             except BaseException:
                 if ahead is not None:
                     ahead.cancel()
@@ -290,6 +298,23 @@ class HostsAPI:
                 *(self.combined(hostname_filter(c), PAGE_MAX) for c in _chunks(rest))
             ))
         return out
+
+    async def search(self, fql: str, limit: int, online_max: int) -> list[HostInfo]:
+        """Hosts matching ``fql``; each page becomes hosts while the next one is served.
+
+        Reachability (the online-state API, 100 ids a call) is fetched only for
+        results of at most ``online_max`` hosts; larger ones report ``unknown``.
+        """
+        hosts: list[HostInfo] = []
+        await self.combined(fql, limit, lambda page: hosts.extend(to_host(d) for d in page))
+        if len(hosts) > online_max:
+            log.info("search matched %d hosts; reachability (online state) is reported as "
+                     "'unknown' above %d", len(hosts), online_max)
+            return hosts
+        if not hosts:
+            return hosts
+        reach = await self.online([h.id for h in hosts])
+        return [attrs.evolve(h, status=reach.get(h.id, Reachability.UNKNOWN)) for h in hosts]
 
     async def to_hosts(self, devices: Sequence[Device], *, reachability: bool = True
                        ) -> list[HostInfo]:
