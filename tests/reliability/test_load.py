@@ -216,10 +216,6 @@ def test_soak_quick(remote_emu: Any, report: Any, caplog: pytest.LogCaptureFixtu
     soak(remote_emu, 4.0, 25, report, "quick soak (default suite)", caplog)
 
 
-def _soak_enabled(config: pytest.Config) -> bool:
-    return SOAK_SECONDS is not None or "slow" in (config.option.markexpr or "")
-
-
 @pytest.mark.slow
 def test_soak_long(remote_emu: Any, report: Any, caplog: pytest.LogCaptureFixture,
                    pytestconfig: pytest.Config) -> None:
