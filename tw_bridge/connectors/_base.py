@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 
 from .._errors import AmbiguousHost, HostNotFound
-from .._hostarg import HostRef, RefKind, parse_host, validate_search_term
+from .._hostarg import HostRef, parse_host, validate_search_term
 from .._models import (
     ActionResult,
     ApprovalInfo,
@@ -35,7 +35,7 @@ from .._redact import get_logger
 if TYPE_CHECKING:
     from ..policy import ActionRequest, GateResult, PolicyGate
 
-__all__ = ["ACTIONS", "EDRConnector"]
+__all__ = ["ACTIONS", "Approver", "EDRConnector", "new_action_id", "newest", "now_utc"]
 
 log = get_logger("tw_bridge.connectors")
 
@@ -431,6 +431,3 @@ async def _record(
     except Exception:  # the action happened; a failing audit must not hide that
         log.exception("could not record the outcome of %s on %s", req.action, req.device_id)
 
-
-__all__ += ["newest", "now_utc", "new_action_id", "Approver"]
-_ = RefKind

@@ -25,7 +25,7 @@ from typing import Any
 
 import attrs
 
-from ._store import connect, iso, transaction
+from ._store import ThreadConnections, iso, transaction
 
 try:  # POSIX; elsewhere the in-process lock is all there is
     import fcntl
@@ -186,26 +186,12 @@ class SqliteAudit(AuditTrail):
     def __init__(self, path: str | os.PathLike[str], clock: Any = None) -> None:
         super().__init__(clock)
         self.path = str(path)
-        self._local = threading.local()
-        self._conns: list[Any] = []
-        self._conns_lock = threading.Lock()
+        self._pool = ThreadConnections(self.path)
+        self._conn = self._pool.get
         self._conn().executescript(_AUDIT_SCHEMA)
 
-    def _conn(self) -> Any:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.path)
-            self._local.conn = conn
-            with self._conns_lock:
-                self._conns.append(conn)
-        return conn
-
     def close(self) -> None:
-        with self._conns_lock:
-            for conn in self._conns:
-                conn.close()
-            self._conns.clear()
-        self._local = threading.local()
+        self._pool.close()
 
     def _append(self, body: dict[str, Any]) -> dict[str, Any]:
         with transaction(self._conn()) as conn:

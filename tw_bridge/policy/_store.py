@@ -84,6 +84,31 @@ class ApprovalRecord:
     decision_reason: str | None = None
     used_at: float | None = None
 
+    @classmethod
+    def new(
+        cls,
+        action: str,
+        device_id: str | None,
+        hostname: str | None,
+        level: str,
+        requester: str | None,
+        reason: str | None,
+        now: float,
+        ttl: float,
+    ) -> ApprovalRecord:
+        """A pending request with a fresh UUID, expiring ``ttl`` seconds after ``now``."""
+        return cls(
+            id=str(uuid.uuid4()),
+            action=action,
+            device_id=device_id,
+            hostname=hostname,
+            level=level,
+            requester=requester,
+            reason=reason,
+            created_at=now,
+            expires_at=now + ttl,
+        )
+
     def effective_status(self, now: float) -> str:
         # An approval that can no longer be used reads as expired; a used one stays approved.
         if (
@@ -281,17 +306,7 @@ class MemoryStore(ApprovalStore):
         now: float,
         ttl: float,
     ) -> ApprovalRecord:
-        rec = ApprovalRecord(
-            id=str(uuid.uuid4()),
-            action=action,
-            device_id=device_id,
-            hostname=hostname,
-            level=level,
-            requester=requester,
-            reason=reason,
-            created_at=now,
-            expires_at=now + ttl,
-        )
+        rec = ApprovalRecord.new(action, device_id, hostname, level, requester, reason, now, ttl)
         with self._lock:
             self._requests[rec.id] = rec
         return rec
@@ -416,6 +431,32 @@ def connect(path: str) -> sqlite3.Connection:
     return conn
 
 
+class ThreadConnections:
+    """One :func:`connect` connection per thread for a database file, all closed together."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path)
+            self._local.conn = conn
+            with self._lock:
+                self._conns.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._conns:
+                conn.close()
+            self._conns.clear()
+        self._local = threading.local()
+
+
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """``BEGIN IMMEDIATE`` … ``COMMIT``: the write lock is taken up front, so a
@@ -436,26 +477,12 @@ class SqliteStore(ApprovalStore):
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = str(Path(path))
-        self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
-        self._conns_lock = threading.Lock()
+        self._pool = ThreadConnections(self.path)
+        self._conn = self._pool.get
         self._conn().executescript(_SCHEMA)
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.path)
-            self._local.conn = conn
-            with self._conns_lock:
-                self._conns.append(conn)
-        return conn
-
     def close(self) -> None:
-        with self._conns_lock:
-            for conn in self._conns:
-                conn.close()
-            self._conns.clear()
-        self._local = threading.local()
+        self._pool.close()
 
     @staticmethod
     def _row(row: tuple[Any, ...] | None) -> ApprovalRecord | None:
@@ -475,17 +502,7 @@ class SqliteStore(ApprovalStore):
         now: float,
         ttl: float,
     ) -> ApprovalRecord:
-        rec = ApprovalRecord(
-            id=str(uuid.uuid4()),
-            action=action,
-            device_id=device_id,
-            hostname=hostname,
-            level=level,
-            requester=requester,
-            reason=reason,
-            created_at=now,
-            expires_at=now + ttl,
-        )
+        rec = ApprovalRecord.new(action, device_id, hostname, level, requester, reason, now, ttl)
         self._conn().execute(
             "INSERT INTO approvals (id, action, device_id, hostname, level, level_rank, "
             "requester, reason, created_at, expires_at, status) "
